@@ -1,0 +1,91 @@
+"""The backend interface: a conversation in, text chunks out, facts recorded on ``ReplyMeta``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a backend sees: the turns so far, the last one being the user's question."""
+
+    id: str
+    turns: tuple[Turn, ...]
+    locale: str = "en"
+
+    @property
+    def last_user_text(self) -> str:
+        """The latest user message (the question to answer)."""
+        for turn in reversed(self.turns):
+            if turn.role == "user":
+                return turn.content
+        raise ValueError(f"conversation {self.id} has no user message")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A knowledge-base entry a reply drew on."""
+
+    id: str
+    title: str
+    score: float
+    snippet: str
+    locale: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form for storage."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "score": round(self.score, 4),
+            "snippet": self.snippet,
+            "locale": self.locale,
+        }
+
+
+@dataclass
+class ReplyMeta:
+    """Facts a backend records while it streams; the caller stores them as provenance."""
+
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    sources: list[Source] = field(default_factory=list)
+    handoff: bool = False
+    index_version: str | None = None
+
+
+class BackendError(Exception):
+    """An upstream failure, with a message fit for the chat and whether a retry may help."""
+
+    def __init__(self, user_message: str, *, retryable: bool, detail: str | None = None):
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.retryable = retryable
+        self.detail = detail or user_message
+
+
+class Backend(ABC):
+    """Answers a conversation by streaming text; the caller does the timing."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def stream(self, conversation: Conversation, meta: ReplyMeta) -> AsyncIterator[str]:
+        """Yield the reply in chunks and fill ``meta``; raise ``BackendError`` on failure."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections or models held by the backend."""

@@ -1,0 +1,1 @@
+"""Retrieval backend: nearest knowledge-base entries by embedding similarity."""

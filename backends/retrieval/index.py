@@ -1,0 +1,245 @@
+"""A FAISS index of knowledge-base rows, saved with the entries and metadata it was built from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from backends.retrieval.embedder import Embedder, TextKind
+from backends.threads import limit_faiss
+
+limit_faiss()
+
+FORMAT = 1
+HNSW_M = 32
+HNSW_EF_SEARCH = 64
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One answerable unit: an FAQ entry (several phrasings) or an article section."""
+
+    id: str
+    title: str
+    answer: str
+    texts: tuple[str, ...]
+    kind: TextKind = "query"
+    locale: str | None = None
+    category: str | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class IndexMeta:
+    """What an index was built with; a different embedder means a re-ingest."""
+
+    model: str
+    dim: int
+    index_type: str
+    built_at: str
+    version: str
+    entries: int
+    rows: int
+    format: int = FORMAT
+
+
+@dataclass(frozen=True)
+class Hit:
+    """An entry and its score (the best cosine similarity among its rows)."""
+
+    entry: Entry
+    score: float
+
+
+class KnowledgeIndexError(ValueError):
+    """The index on disk is missing, corrupt, or was built with another embedder."""
+
+
+def row_key(model: str, kind: str, text: str) -> str:
+    """A content hash for one embedded row: unchanged rows are not embedded again."""
+    return hashlib.sha256(f"{model}\x00{kind}\x00{text}".encode()).hexdigest()
+
+
+class KnowledgeIndex:
+    """Entries, their embedded rows, and a FAISS inner-product index over normalized rows."""
+
+    def __init__(
+        self, meta: IndexMeta, entries: list[Entry], row_entry: np.ndarray, vectors: np.ndarray
+    ):
+        self.meta = meta
+        self.entries = entries
+        self.row_entry = row_entry
+        self.vectors = vectors
+        self.embedded_now = 0  # rows embedded by the build that made this index
+        self._faiss = _make_faiss(vectors, meta.index_type)
+
+    @classmethod
+    def build(
+        cls,
+        entries: Sequence[Entry],
+        embedder: Embedder,
+        *,
+        hnsw_min_rows: int = 50_000,
+        reuse: dict[str, np.ndarray] | None = None,
+        progress: Callable[[int], None] | None = None,
+        batch_size: int = 256,
+    ) -> KnowledgeIndex:
+        """Embed every row (reusing vectors of unchanged rows) and index them."""
+        entries = list(entries)
+        rows = [(pos, e.kind, t) for pos, e in enumerate(entries) for t in e.texts]
+        keys = [row_key(embedder.name, kind, text) for _, kind, text in rows]
+        vectors = np.zeros((len(rows), embedder.dim), dtype=np.float32)
+        reuse = reuse or {}
+        todo = [i for i, k in enumerate(keys) if k not in reuse]
+        for i, k in enumerate(keys):
+            if k in reuse:
+                vectors[i] = reuse[k]
+        if progress and len(todo) < len(rows):
+            progress(len(rows) - len(todo))
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            for kind in ("query", "passage"):
+                part = [i for i in batch if rows[i][1] == kind]
+                if part:
+                    vectors[part] = embedder.encode([rows[i][2] for i in part], kind=kind)  # type: ignore[arg-type]
+            if progress:
+                progress(len(batch))
+        version = hashlib.sha256(("\n".join(keys) + _entries_digest(entries)).encode())
+        meta = IndexMeta(
+            model=embedder.name,
+            dim=embedder.dim,
+            index_type="hnsw" if len(rows) >= hnsw_min_rows else "flat",
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            version=version.hexdigest()[:12],
+            entries=len(entries),
+            rows=len(rows),
+        )
+        row_entry = np.array([pos for pos, _, _ in rows], dtype=np.int64)
+        index = cls(meta, entries, row_entry, vectors)
+        index.embedded_now = len(todo)
+        return index
+
+    def row_vectors(self) -> dict[str, np.ndarray]:
+        """Vectors by row content hash, to reuse on the next ingest."""
+        keys = (
+            row_key(self.meta.model, e.kind, t) for e in self.entries for t in e.texts
+        )
+        return dict(zip(keys, self.vectors, strict=True))
+
+    def search(self, query: np.ndarray, top_k: int, locale: str | None = None) -> list[Hit]:
+        """The best ``top_k`` entries for one query vector, preferring ``locale`` when present."""
+        if not self.entries:
+            return []
+        k_rows = min(len(self.row_entry), max(64, top_k * 16))
+        scores, ids = self._faiss.search(query.reshape(1, -1).astype(np.float32), k_rows)
+        best: dict[int, float] = {}
+        for row, score in zip(ids[0], scores[0], strict=True):
+            if row < 0:
+                continue
+            pos = int(self.row_entry[row])
+            if pos not in best:  # rows come best first: the first hit is the entry's max
+                best[pos] = float(score)
+        hits = [Hit(self.entries[pos], score) for pos, score in best.items()]
+        if locale:
+            same = [h for h in hits if h.entry.locale in (locale, None)]
+            hits = same or hits
+        return hits[:top_k]
+
+    def save(self, folder: Path) -> None:
+        """Write the index atomically: a half-written index never replaces a good one."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".index-", dir=folder.parent))
+        try:
+            (tmp / "meta.json").write_text(json.dumps(asdict(self.meta), indent=2))
+            with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
+                for e in self.entries:
+                    out.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+            np.save(tmp / "row_entry.npy", self.row_entry)
+            np.save(tmp / "vectors.npy", self.vectors)
+            faiss.write_index(self._faiss, str(tmp / "index.faiss"))
+            old = folder.with_name(folder.name + ".old")
+            if folder.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, folder: Path, *, model: str | None = None) -> KnowledgeIndex:
+        """Read an index; with ``model``, refuse one built by another embedder."""
+        folder = Path(folder)
+        meta = read_meta(folder)
+        if model is not None and meta.model != model:
+            raise KnowledgeIndexError(
+                f"the index in {folder} was built with {meta.model!r} but the configured "
+                f"embedder is {model!r}: re-ingest the knowledge base (afina kb ingest)"
+            )
+        entries = []
+        with (folder / "entries.jsonl").open(encoding="utf-8") as lines:
+            for line in lines:
+                raw = json.loads(line)
+                raw["texts"] = tuple(raw["texts"])
+                entries.append(Entry(**raw))
+        row_entry = np.load(folder / "row_entry.npy")
+        vectors = np.load(folder / "vectors.npy")
+        index = cls.__new__(cls)
+        index.meta, index.entries, index.row_entry, index.vectors = meta, entries, row_entry, vectors
+        index.embedded_now = 0
+        index._faiss = faiss.read_index(str(folder / "index.faiss"))
+        _tune(index._faiss)
+        return index
+
+
+def read_meta(folder: Path) -> IndexMeta:
+    """The metadata of the index in ``folder``; a clear error when there is none."""
+    path = Path(folder) / "meta.json"
+    if not path.exists():
+        raise KnowledgeIndexError(
+            f"no knowledge-base index in {folder}: build one with 'afina kb ingest PATH'"
+        )
+    raw = json.loads(path.read_text())
+    if raw.get("format") != FORMAT:
+        raise KnowledgeIndexError(f"the index in {folder} has an old format: re-ingest (afina kb ingest)")
+    return IndexMeta(**raw)
+
+
+def _make_faiss(vectors: np.ndarray, index_type: str) -> faiss.Index:
+    """An exact or HNSW inner-product index over ``vectors``."""
+    dim = vectors.shape[1]
+    if index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 64
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(vectors)
+    _tune(index)
+    return index
+
+
+def _tune(index: faiss.Index) -> None:
+    """Search-time parameters (HNSW breadth)."""
+    if isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+
+
+def _entries_digest(entries: list[Entry]) -> str:
+    """A digest of what replies would show, so editing an answer changes the version."""
+    h = hashlib.sha256()
+    for e in entries:
+        h.update(json.dumps(asdict(e), sort_keys=True, ensure_ascii=False).encode())
+    return h.hexdigest()

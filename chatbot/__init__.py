@@ -1,0 +1,1 @@
+"""Afina: a customer-support chatbot that learns from its own conversations."""

@@ -1,0 +1,1 @@
+"""Knowledge-base ingest: files -> entries -> embeddings -> index files."""
