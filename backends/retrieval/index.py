@@ -131,9 +131,7 @@ class KnowledgeIndex:
 
     def row_vectors(self) -> dict[str, np.ndarray]:
         """Vectors by row content hash, to reuse on the next ingest."""
-        keys = (
-            row_key(self.meta.model, e.kind, t) for e in self.entries for t in e.texts
-        )
+        keys = (row_key(self.meta.model, e.kind, t) for e in self.entries for t in e.texts)
         return dict(zip(keys, self.vectors, strict=True))
 
     def search(self, query: np.ndarray, top_k: int, locale: str | None = None) -> list[Hit]:
@@ -197,7 +195,12 @@ class KnowledgeIndex:
         row_entry = np.load(folder / "row_entry.npy")
         vectors = np.load(folder / "vectors.npy")
         index = cls.__new__(cls)
-        index.meta, index.entries, index.row_entry, index.vectors = meta, entries, row_entry, vectors
+        index.meta, index.entries, index.row_entry, index.vectors = (
+            meta,
+            entries,
+            row_entry,
+            vectors,
+        )
         index.embedded_now = 0
         index._faiss = faiss.read_index(str(folder / "index.faiss"))
         _tune(index._faiss)
@@ -213,13 +216,16 @@ def read_meta(folder: Path) -> IndexMeta:
         )
     raw = json.loads(path.read_text())
     if raw.get("format") != FORMAT:
-        raise KnowledgeIndexError(f"the index in {folder} has an old format: re-ingest (afina kb ingest)")
+        raise KnowledgeIndexError(
+            f"the index in {folder} has an old format: re-ingest (afina kb ingest)"
+        )
     return IndexMeta(**raw)
 
 
 def _make_faiss(vectors: np.ndarray, index_type: str) -> faiss.Index:
     """An exact or HNSW inner-product index over ``vectors``."""
     dim = vectors.shape[1]
+    index: faiss.Index
     if index_type == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 64

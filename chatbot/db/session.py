@@ -11,7 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chatbot.errors import ConfigError
 
-DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
 URL_SETTING = "AFINA_DATABASE_URL"
 
 
@@ -41,7 +45,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """Enforce foreign keys (cascades) and let readers run beside a writer."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -20,7 +20,7 @@ _HEADING = re.compile(r"^(#{1,3})\s+(.+?)\s*#*\s*$")
 
 
 def load_path(path: Path) -> list[Entry]:
-    """All entries under ``path`` (a file or a folder); raises ``InputError`` naming file and line."""
+    """All entries under ``path`` (file or folder); ``InputError`` names file and line."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
@@ -149,7 +149,7 @@ def _article_entries(path: Path, text: str) -> list[Entry]:
     locale = path.parent.name if path.parent.name in LOCALES else None
     doc_title = path.stem.replace("-", " ").replace("_", " ").capitalize()
     sections: list[tuple[str, int, list[str]]] = []
-    heading, start, body = "", 1, []
+    heading, start, body = "", 1, list[str]()
     for number, line in enumerate(text.splitlines(), start=1):
         match = _HEADING.match(line)
         if match:
@@ -162,8 +162,8 @@ def _article_entries(path: Path, text: str) -> list[Entry]:
             body.append(line)
     sections.append((heading, start, body))
     entries = []
-    for heading, line, body in sections:
-        content = "\n".join(body).strip()
+    for heading, first_line, lines in sections:
+        content = "\n".join(lines).strip()
         if not content:
             continue
         for part_no, part in enumerate(_split(content)):
@@ -177,7 +177,7 @@ def _article_entries(path: Path, text: str) -> list[Entry]:
                     texts=(f"{title}\n{part}",),
                     kind="passage",
                     locale=locale,
-                    origin=f"{path.name}:{line}",
+                    origin=f"{path.name}:{first_line}",
                 )
             )
     return entries
@@ -223,6 +223,7 @@ def _check_unique(entries: list[Entry]) -> None:
         key = (e.id, e.locale)
         if key in seen:
             raise InputError(
-                f"{e.origin}: entry id {e.id!r} is already defined at {seen[key]}; ids must be unique"
+                f"{e.origin}: entry id {e.id!r} is already defined at {seen[key]}; "
+                "ids must be unique"
             )
         seen[key] = e.origin

@@ -1,0 +1,1 @@
+"""The ``afina`` command line: one Typer sub-app per noun."""

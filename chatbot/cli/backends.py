@@ -1,0 +1,61 @@
+"""``afina backends``: list, register and switch the answering backend."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from backends import registry
+from chatbot.backend_pool import ACTIVE_BACKEND
+from chatbot.cli.common import console, open_runtime
+from chatbot.db import store
+from chatbot.errors import InputError
+
+app = typer.Typer(help="Named answer backends.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_command() -> None:
+    """List registered backends; the active one is marked."""
+    runtime = open_runtime()
+    table = Table("", "name", "kind", "config")
+    with runtime.sessions() as session:
+        active = store.get_setting(session=session, key=ACTIVE_BACKEND)
+        for record in store.list_backends(session=session):
+            mark = "*" if record.name == active else ""
+            table.add_row(mark, record.name, record.kind, json.dumps(record.config))
+    console.print(table)
+
+
+@app.command()
+def use(name: Annotated[str, typer.Argument(help="A registered backend")]) -> None:
+    """Make ``name`` the backend that answers every user's next message."""
+    runtime = open_runtime()
+    with runtime.sessions.begin() as session:
+        store.get_backend(session=session, name=name)
+        store.set_setting(session=session, key=ACTIVE_BACKEND, value=name)
+    console.print(f"Active backend: {name}.")
+
+
+@app.command()
+def add(
+    name: Annotated[str, typer.Argument(help="A new name, e.g. faq-strict")],
+    kind: Annotated[str, typer.Option(help=f"One of: {', '.join(sorted(registry.KINDS))}")],
+    config: Annotated[str, typer.Option(help="JSON object, e.g. '{\"min_score\": 0.6}'")] = "{}",
+) -> None:
+    """Register (or replace) a named backend."""
+    if kind not in registry.KINDS:
+        raise InputError(f"unknown kind {kind!r}; use one of: {', '.join(sorted(registry.KINDS))}")
+    try:
+        parsed = json.loads(config)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--config is not valid JSON: {exc.msg}") from None
+    if not isinstance(parsed, dict):
+        raise InputError("--config must be a JSON object")
+    runtime = open_runtime()
+    with runtime.sessions.begin() as session:
+        store.put_backend(session=session, name=name, kind=kind, config=parsed)
+    console.print(f"Registered backend {name!r} ({kind}).")

@@ -1,0 +1,64 @@
+"""Afina's parts wired together from settings: database, backends, chat service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from backends.retrieval.index import KnowledgeIndexError, read_meta
+from backends.threads import limit_thread_env
+from chatbot.backend_pool import BackendPool, register_defaults
+from chatbot.db import migrate
+from chatbot.db.session import check_connection, make_engine, make_sessionmaker
+from chatbot.service import ChatService
+from chatbot.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """An open engine and the service built on it; ``close()`` when done."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    pool: BackendPool
+    service: ChatService
+
+    @classmethod
+    def open(cls, settings: Settings, *, upgrade: bool = True) -> Runtime:
+        """Connect (a clear error naming the setting if unreachable), migrate, register defaults."""
+        limit_thread_env()
+        engine = make_engine(settings.database_url, echo=settings.database.echo)
+        check_connection(engine)
+        if upgrade:
+            migrate.upgrade(engine)
+        sessions = make_sessionmaker(engine)
+        with sessions.begin() as session:
+            register_defaults(session=session)
+        pool = BackendPool(sessions, settings)
+        return cls(settings, engine, sessions, pool, ChatService(sessions, pool, settings.chat))
+
+    async def aclose(self) -> None:
+        """Close backends and the engine."""
+        await self.pool.aclose()
+        self.engine.dispose()
+
+
+def index_exists(index_dir: Path) -> bool:
+    """Whether a usable index has been built in ``index_dir``."""
+    try:
+        read_meta(index_dir)
+    except KnowledgeIndexError:
+        return False
+    return True
+
+
+def make_embedder(settings: Settings):
+    """The configured embedder (loads the model: blocking)."""
+    from backends.retrieval.embedder import SentenceTransformerEmbedder
+
+    r = settings.retrieval
+    return SentenceTransformerEmbedder(r.model, allow_download=r.allow_download)

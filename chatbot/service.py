@@ -1,0 +1,197 @@
+"""ChatService: one turn end to end — store the question, stream the answer, store provenance."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from backends.base import BackendError, Conversation, ReplyMeta, Turn
+from chatbot.backend_pool import BackendPool, ResolvedBackend
+from chatbot.db import store
+from chatbot.errors import InputError
+from chatbot.settings import ChatSettings
+
+log = logging.getLogger(__name__)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TITLE_CHARS = 80
+UNEXPECTED = {
+    "en": "Something went wrong while answering. Please try again in a moment.",
+    "es": "Algo salió mal al responder. Vuelve a intentarlo en un momento.",
+}
+
+
+def clean_text(text: str, limit: int) -> str:
+    """The question without control characters; empty or over ``limit`` is an ``InputError``."""
+    cleaned = _CONTROL.sub("", text).strip()
+    if not cleaned:
+        raise InputError("The message is empty: type a question first.")
+    if len(cleaned) > limit:
+        raise InputError(
+            f"The message is {len(cleaned)} characters long; the limit is {limit}. "
+            "Shorten it, or raise AFINA_CHAT_MAX_MESSAGE_CHARS."
+        )
+    return cleaned
+
+
+@dataclass
+class TurnResult:
+    """What a finished turn produced; ``error`` is the message shown instead of an answer."""
+
+    user_message_id: str
+    reply_id: str | None = None
+    backend_name: str | None = None
+    text: str = ""
+    meta: ReplyMeta = field(default_factory=ReplyMeta)
+    error: str | None = None
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+
+
+class ChatService:
+    """The one writer of conversation content; UI, CLI and evaluator all call it."""
+
+    def __init__(self, sessions: sessionmaker[Session], pool: BackendPool, chat: ChatSettings):
+        self._sessions = sessions
+        self._pool = pool
+        self._chat = chat
+
+    async def start_conversation(
+        self, *, user_id: int, locale: str | None = None, conversation_id: str | None = None
+    ) -> str:
+        """Create a conversation and return its id."""
+        return await asyncio.to_thread(
+            self._start, user_id, locale or self._chat.default_locale, conversation_id
+        )
+
+    def _start(self, user_id: int, locale: str, conversation_id: str | None) -> str:
+        with self._sessions.begin() as session:
+            conversation = store.add_conversation(
+                session=session, user_id=user_id, locale=locale, conversation_id=conversation_id
+            )
+            return conversation.id
+
+    def reply(
+        self,
+        *,
+        conversation_id: str,
+        text: str,
+        user_message_id: str | None = None,
+        reply_id: str | None = None,
+    ) -> Reply:
+        """Validate the question now (``InputError``); stream the answer by iterating the result."""
+        question = clean_text(text, self._chat.max_message_chars)
+        return Reply(self, conversation_id, question, user_message_id, reply_id)
+
+    # steps of one turn, run off the event loop ------------------------------------------------
+    def _store_question(self, conversation_id: str, question: str, message_id: str | None):
+        """Commit the user's message before any backend is called; return the backend's view."""
+        with self._sessions.begin() as session:
+            conversation = store.get_conversation(session=session, conversation_id=conversation_id)
+            if not conversation.title:
+                conversation.title = question[:TITLE_CHARS]
+            fields = {"id": message_id} if message_id else {}
+            message = store.add_message(
+                session=session,
+                conversation_id=conversation_id,
+                role="user",
+                content=question,
+                **fields,
+            )
+            history = store.conversation_messages(session=session, conversation_id=conversation_id)
+            turns = tuple(
+                Turn(m.role, m.content)  # type: ignore[arg-type]  # role is checked by the schema
+                for m in history
+                if m.error is None
+            )
+            view = Conversation(id=conversation_id, turns=turns, locale=conversation.locale)
+            return message.id, view
+
+    def _store_answer(
+        self,
+        conversation_id: str,
+        result: TurnResult,
+        resolved: ResolvedBackend | None,
+        detail: str | None,
+    ) -> str:
+        """Store the assistant message with its provenance (or the error)."""
+        meta = result.meta
+        fields = {"id": result.reply_id} if result.reply_id else {}
+        with self._sessions.begin() as session:
+            message = store.add_message(
+                session=session,
+                conversation_id=conversation_id,
+                role="assistant",
+                content=result.error or result.text,
+                backend_name=resolved.name if resolved else None,
+                backend_config_hash=resolved.config_hash if resolved else None,
+                model=meta.model,
+                sources=[s.to_dict() for s in meta.sources],
+                index_version=meta.index_version,
+                input_tokens=meta.input_tokens,
+                output_tokens=meta.output_tokens,
+                ttft_ms=result.ttft_ms,
+                latency_ms=result.latency_ms,
+                handoff=meta.handoff,
+                error=detail,
+                **fields,
+            )
+            return message.id
+
+
+class Reply:
+    """An answer being produced: iterate for text chunks, then read ``result``."""
+
+    def __init__(
+        self,
+        service: ChatService,
+        conversation_id: str,
+        question: str,
+        user_message_id: str | None,
+        reply_id: str | None,
+    ):
+        self._service = service
+        self._conversation_id = conversation_id
+        self._question = question
+        self._user_message_id = user_message_id
+        self.result = TurnResult(user_message_id=user_message_id or "", reply_id=reply_id)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[str]:
+        service, result = self._service, self.result
+        result.user_message_id, view = await asyncio.to_thread(
+            service._store_question, self._conversation_id, self._question, self._user_message_id
+        )
+        resolved: ResolvedBackend | None = None
+        detail: str | None = None
+        chunks: list[str] = []
+        start = time.perf_counter()
+        try:
+            resolved = await asyncio.to_thread(service._pool.resolve)
+            result.backend_name = resolved.name
+            async for chunk in resolved.backend.stream(view, result.meta):
+                if result.ttft_ms is None:
+                    result.ttft_ms = (time.perf_counter() - start) * 1000
+                chunks.append(chunk)
+                yield chunk
+        except BackendError as exc:
+            log.warning("backend %s failed: %s", result.backend_name, exc.detail)
+            result.error, detail = exc.user_message, exc.detail
+        except (
+            Exception
+        ) as exc:  # a bug or an unexpected upstream failure: never a traceback in chat
+            log.exception("turn failed in conversation %s", self._conversation_id)
+            result.error = UNEXPECTED.get(view.locale, UNEXPECTED["en"])
+            detail = f"{type(exc).__name__}: {exc}"
+        result.latency_ms = (time.perf_counter() - start) * 1000
+        result.text = "".join(chunks)
+        result.reply_id = await asyncio.to_thread(
+            service._store_answer, self._conversation_id, result, resolved, detail
+        )

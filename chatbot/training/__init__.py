@@ -1,0 +1,1 @@
+"""Training data from logged chats: export (validation, redaction and splits come later)."""

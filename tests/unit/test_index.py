@@ -1,0 +1,88 @@
+"""The FAISS knowledge index: entries scored (not rows), saved with metadata, re-ingest rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.retrieval.index import Entry, KnowledgeIndex, KnowledgeIndexError
+from chatbot.errors import InputError
+from chatbot.knowledge.ingest import ingest
+from tests.conftest import SMALL_KB
+
+
+def test_entry_with_many_phrasings_fills_one_slot(embedder):
+    chatty = Entry("pw", "pw", "Reset it.", tuple(f"reset password variant {i}" for i in range(30)))
+    other = Entry("ship", "ship", "4.95", ("how much is shipping",))
+    index = KnowledgeIndex.build([chatty, other], embedder)
+    hits = index.search(embedder.encode(["reset my password"])[0], top_k=2)
+    assert [h.entry.id for h in hits] == ["pw", "ship"]
+    assert hits[0].score > hits[1].score
+
+
+def test_locale_is_preferred_when_the_kb_has_it(small_index_dir: Path, embedder):
+    index = KnowledgeIndex.load(small_index_dir)
+    vector = embedder.encode(["shipping cost"])[0]
+    assert {h.entry.locale for h in index.search(vector, top_k=3, locale="es")} == {"es"}
+    assert index.search(vector, top_k=1, locale="fr")[0].entry.id == "shipping-cost"
+
+
+def test_saved_index_records_model_dimension_and_ids(small_index_dir: Path):
+    meta = json.loads((small_index_dir / "meta.json").read_text())
+    assert meta["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["dim"] == 384
+    assert meta["index_type"] == "flat"
+    assert meta["built_at"]
+    ids = [json.loads(line)["id"] for line in (small_index_dir / "entries.jsonl").open()]
+    assert "return-window" in ids
+
+
+def test_loading_with_another_model_asks_for_reingest(small_index_dir: Path):
+    with pytest.raises(KnowledgeIndexError, match="re-ingest"):
+        KnowledgeIndex.load(small_index_dir, model="intfloat/multilingual-e5-small")
+
+
+def test_missing_index_says_how_to_build_one(tmp_path: Path):
+    with pytest.raises(KnowledgeIndexError, match="afina kb ingest"):
+        KnowledgeIndex.load(tmp_path / "nothing")
+
+
+def test_hnsw_above_threshold_finds_the_same_best_entry(embedder):
+    rng = np.random.default_rng(0)
+    words = ["order", "refund", "card", "parcel", "size", "account", "invoice", "voucher"]
+    entries = [
+        Entry(f"e{i}", f"e{i}", f"answer {i}", (" ".join(rng.choice(words, 4)),))
+        for i in range(300)
+    ]
+    flat = KnowledgeIndex.build(entries, embedder)
+    hnsw = KnowledgeIndex.build(entries, embedder, hnsw_min_rows=100, reuse=flat.row_vectors())
+    assert hnsw.meta.index_type == "hnsw" and hnsw.embedded_now == 0
+    query = embedder.encode(["refund for my card order"])[0]
+    assert flat.search(query, 1)[0].entry.id == hnsw.search(query, 1)[0].entry.id
+
+
+def test_reingest_embeds_only_changed_rows(tmp_path: Path, embedder):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text('{"id": "a", "questions": ["one", "two"], "answer": "x"}\n')
+    first = ingest(kb, index_dir=tmp_path / "index", embedder=embedder, hnsw_min_rows=10_000)
+    kb.write_text('{"id": "a", "questions": ["one", "two", "three"], "answer": "x"}\n')
+    second = ingest(kb, index_dir=tmp_path / "index", embedder=embedder, hnsw_min_rows=10_000)
+    assert (first.embedded, second.embedded, second.reused) == (2, 1, 2)
+    assert first.version != second.version
+
+
+def test_failed_ingest_leaves_the_previous_index(tmp_path: Path, embedder):
+    index_dir = tmp_path / "index"
+    ingest(SMALL_KB, index_dir=index_dir, embedder=embedder, hnsw_min_rows=10_000)
+    before = (index_dir / "meta.json").read_text()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "ok.jsonl").write_text('{"id": "a", "questions": ["q"], "answer": "x"}\n')
+    (bad / "broken.jsonl").write_text("{not json\n")
+    with pytest.raises(InputError, match=r"broken\.jsonl:1"):
+        ingest(bad, index_dir=index_dir, embedder=embedder, hnsw_min_rows=10_000)
+    assert (index_dir / "meta.json").read_text() == before
+    assert KnowledgeIndex.load(index_dir).meta.entries > 1

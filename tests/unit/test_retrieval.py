@@ -1,0 +1,51 @@
+"""Retrieval backend behaviour a customer notices: right answer, sources, hand-over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backends.base import Conversation, ReplyMeta, Turn
+from backends.retrieval.backend import RetrievalBackend
+from backends.retrieval.texts import HANDOFF
+
+
+async def ask(backend: RetrievalBackend, text: str, locale: str = "en") -> tuple[str, ReplyMeta]:
+    meta = ReplyMeta()
+    conversation = Conversation("c", (Turn("user", text),), locale=locale)
+    return "".join([c async for c in backend.stream(conversation, meta)]), meta
+
+
+async def test_answer_is_the_best_entry_with_its_sources(small_index_dir: Path):
+    backend = RetrievalBackend(small_index_dir, top_k=2)
+    text, meta = await ask(backend, "I can't remember my password")
+    assert text.startswith("Click 'Forgot password'")
+    assert meta.sources[0].id == "reset-password"
+    assert len(meta.sources) == 2
+    assert meta.sources[0].score > meta.sources[1].score
+    assert meta.sources[0].snippet and meta.sources[0].title
+    assert not meta.handoff and meta.index_version
+
+
+async def test_article_section_answers_with_its_text(small_index_dir: Path):
+    text, meta = await ask(
+        RetrievalBackend(small_index_dir, min_score=0.3), "how long is a gift card valid"
+    )
+    assert "two years" in text
+    assert meta.sources[0].title == "Gift cards › Expiry"
+
+
+async def test_spanish_conversation_gets_spanish_answer(small_index_dir: Path):
+    text, meta = await ask(RetrievalBackend(small_index_dir), "¿cuánto cuesta el envío?", "es")
+    assert text.startswith("El envío es gratis")
+    assert meta.sources[0].locale == "es"
+
+
+@pytest.mark.parametrize("locale", ["en", "es"])
+async def test_low_score_hands_over_in_the_users_language(small_index_dir: Path, locale: str):
+    backend = RetrievalBackend(small_index_dir, min_score=0.5)
+    text, meta = await ask(backend, "Will it rain in Lisbon tomorrow afternoon?", locale)
+    assert meta.handoff is True
+    assert text == HANDOFF[locale]
+    assert meta.sources  # the near misses are still shown to the agent
