@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print figures and ratios (no timing is ever asserted)."""

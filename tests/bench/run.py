@@ -1,0 +1,49 @@
+"""Print Afina's benchmark figures (1 thread): ``python -m tests.bench.run [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from backends.threads import limit_thread_env
+
+limit_thread_env()
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from backends.retrieval.embedder import SentenceTransformerEmbedder  # noqa: E402
+from chatbot.knowledge.ingest import ingest  # noqa: E402
+from tests.bench import retrieval, turns  # noqa: E402
+
+SMALL_KB = Path(__file__).resolve().parents[1] / "data" / "kb_small"
+
+
+def main() -> None:
+    """Run every benchmark, or the ones named."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller samples")
+    parser.add_argument("--only", choices=["retrieval", "turns"], help="one group")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL server URL to create a scratch database on",
+    )
+    args = parser.parse_args()
+    print("threads: 1 (OMP/BLAS/torch/faiss)")
+    if args.only in (None, "retrieval"):
+        retrieval.run(args.quick)
+    if args.only in (None, "turns"):
+        with tempfile.TemporaryDirectory() as tmp:
+            index_dir = Path(tmp) / "index"
+            ingest(
+                SMALL_KB,
+                index_dir=index_dir,
+                embedder=SentenceTransformerEmbedder(),
+                hnsw_min_rows=50_000,
+            )
+            turns.run(index_dir, 50 if args.quick else 300, args.postgres)
+
+
+if __name__ == "__main__":
+    main()
