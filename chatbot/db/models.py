@@ -80,6 +80,8 @@ class Conversation(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
     exclude_from_training: Mapped[bool] = mapped_column(Boolean, default=False)
+    # a split this conversation is pinned to (e.g. "test"): later exports keep it there
+    pinned_split: Mapped[str | None] = mapped_column(String(16))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
 
     messages: Mapped[list[Message]] = relationship(
@@ -113,6 +115,11 @@ class Message(Base):
     handoff: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     run_step_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    # the backend that failed when a fallback backend produced this answer
+    fallback_from: Mapped[str | None] = mapped_column(String(64))
+    # backend-specific provenance, e.g. few-shot example-set version, grounded sources
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -170,3 +177,33 @@ class AppSetting(Base):
     value: Mapped[Any] = mapped_column(JSON)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Export(Base):
+    """One training-data export: who, when, with which filters, and what it produced."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    format: Mapped[str] = mapped_column(String(16))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # file name -> sha256 of its content
+    files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    redacted: Mapped[bool] = mapped_column(Boolean, default=True)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ExportItem(Base):
+    """Which conversation went to which split of an export (kept if the chat is deleted)."""
+
+    __tablename__ = "export_items"
+
+    export_id: Mapped[int] = mapped_column(
+        ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    split: Mapped[str] = mapped_column(String(16))
