@@ -66,6 +66,8 @@ class ReplyMeta:
     sources: list[Source] = field(default_factory=list)
     handoff: bool = False
     index_version: str | None = None
+    # backend-specific provenance (e.g. example-set version), stored as messages.details
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class BackendError(Exception):

@@ -18,7 +18,25 @@ def _retrieval(config: Mapping[str, Any]) -> Backend:
     return RetrievalBackend.from_config(config)
 
 
-KINDS: dict[str, Factory] = {"retrieval": _retrieval}
+def _fewshot(config: Mapping[str, Any]) -> Backend:
+    from backends.fewshot import FewShotBackend
+
+    return FewShotBackend.from_config(config)
+
+
+def _finetuned(config: Mapping[str, Any]) -> Backend:
+    from backends.finetuned import FineTunedBackend
+
+    return FineTunedBackend.from_config(config)
+
+
+KINDS: dict[str, Factory] = {
+    "retrieval": _retrieval,
+    "fewshot": _fewshot,
+    "finetuned": _finetuned,
+}
+# Config keys filled in by the caller at build time and never stored (e.g. the API key's value).
+SECRET_KEYS = frozenset({"api_key"})
 
 
 def build(kind: str, config: Mapping[str, Any]) -> Backend:
@@ -33,5 +51,6 @@ def build(kind: str, config: Mapping[str, Any]) -> Backend:
 
 def config_hash(kind: str, config: Mapping[str, Any]) -> str:
     """A short stable hash of a backend's kind and config, stored with each reply."""
-    blob = json.dumps({"kind": kind, "config": config}, sort_keys=True, default=str)
+    public = {k: v for k, v in config.items() if k not in SECRET_KEYS}
+    blob = json.dumps({"kind": kind, "config": public}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from backends.retrieval.index import KnowledgeIndexError, read_meta
+from backends.retrieval.embedder import Embedder, load_embedder
+from backends.retrieval.index_set import IndexSet, Routes
 from backends.threads import limit_thread_env
 from chatbot.backend_pool import BackendPool, register_defaults
 from chatbot.db import migrate
@@ -48,17 +49,17 @@ class Runtime:
 
 
 def index_exists(index_dir: Path) -> bool:
-    """Whether a usable index has been built in ``index_dir``."""
-    try:
-        read_meta(index_dir)
-    except KnowledgeIndexError:
-        return False
-    return True
+    """Whether a knowledge-base index has been built in ``index_dir``."""
+    return IndexSet.exists(index_dir)
 
 
-def make_embedder(settings: Settings):
-    """The configured embedder (loads the model: blocking)."""
-    from backends.retrieval.embedder import SentenceTransformerEmbedder
-
+def retrieval_routes(settings: Settings) -> Routes:
+    """Which embedder serves which language, from settings."""
     r = settings.retrieval
-    return SentenceTransformerEmbedder(r.model, allow_download=r.allow_download)
+    return Routes(default_model=r.model, language_models=dict(r.language_models))
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The default embedder (languages without their own model); loads it once per process."""
+    r = settings.retrieval
+    return load_embedder(r.model, allow_download=r.allow_download)

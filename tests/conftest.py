@@ -86,10 +86,11 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
-def small_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
-    """An index of tests/data/kb_small, built once."""
+def small_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Per-language indexes of tests/data/kb_small with the default embedders, built once."""
+    from backends.retrieval.index_set import Routes
     from chatbot.knowledge.ingest import ingest
 
     folder = tmp_path_factory.mktemp("small-index") / "index"
-    ingest(SMALL_KB, index_dir=folder, embedder=embedder, hnsw_min_rows=50_000)
+    ingest(SMALL_KB, index_dir=folder, routes=Routes(), hnsw_min_rows=50_000)
     return folder

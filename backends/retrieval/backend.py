@@ -5,21 +5,27 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backends.base import Backend, BackendError, Conversation, ReplyMeta, Source
-from backends.retrieval.embedder import Embedder, SentenceTransformerEmbedder
+from backends.retrieval.defaults import DEFAULT_LANGUAGE_MIN_SCORES, DEFAULT_MIN_SCORE
+from backends.retrieval.embedder import Embedder, load_embedder
 from backends.retrieval.index import Hit, KnowledgeIndex, KnowledgeIndexError
+from backends.retrieval.index_set import IndexSet, Routes
 from backends.retrieval.texts import handoff_text
 
 SNIPPET_CHARS = 240
+CANDIDATES = 10  # entries considered when choosing the answer
+FAQ_MARGIN = 0.1  # an FAQ entry answers unless an article section beats it by more
+# Each embedder has its own score scale: e5 scores sit higher than MiniLM's.
 _CHUNK = re.compile(r"\S+\s*")
 
 
 class RetrievalBackend(Backend):
-    """Nearest entries by cosine similarity; the best entry's answer, its sources cited."""
+    """Nearest entries in the customer's language; the best entry's answer, its sources cited."""
 
     kind = "retrieval"
 
@@ -27,86 +33,123 @@ class RetrievalBackend(Backend):
         self,
         index_dir: Path,
         *,
-        model: str = "",
-        min_score: float = 0.5,
+        routes: Routes | None = None,
+        min_score: float = DEFAULT_MIN_SCORE,
+        language_min_scores: Mapping[str, float] | None = None,
         top_k: int = 3,
         allow_download: bool = False,
-        embedder: Embedder | None = None,
+        embedders: Callable[[str], Embedder] | None = None,
     ):
         self.index_dir = Path(index_dir)
-        self.model = model
+        self.routes = routes or Routes()
         self.min_score = min_score
+        self.language_min_scores = dict(
+            DEFAULT_LANGUAGE_MIN_SCORES if language_min_scores is None else language_min_scores
+        )
         self.top_k = top_k
-        self.allow_download = allow_download
-        self._embedder = embedder
-        self._index: KnowledgeIndex | None = None
+        self._embedders = embedders or (
+            lambda group: load_embedder(self.routes.model_for(group), allow_download=allow_download)
+        )
+        self._indexes: IndexSet | None = None
         self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RetrievalBackend:
-        """Build from a stored config: ``index_dir`` required; model, min_score, top_k optional."""
+        """Build from a stored config: ``index_dir`` required, the rest optional."""
         if "index_dir" not in config:
             raise ValueError("retrieval backend config needs 'index_dir'")
+        routes = Routes(default_model=str(config.get("model", "")))
+        if "language_models" in config:
+            routes = Routes(routes.default_model, dict(config["language_models"]))
         return cls(
             Path(config["index_dir"]),
-            model=str(config.get("model", "")),
-            min_score=float(config.get("min_score", 0.5)),
+            routes=routes,
+            min_score=float(config.get("min_score", DEFAULT_MIN_SCORE)),
+            language_min_scores=config.get("language_min_scores"),
             top_k=int(config.get("top_k", 3)),
             allow_download=bool(config.get("allow_download", False)),
         )
 
-    def load(self) -> KnowledgeIndex:
-        """Load the embedder and index once (blocking; call off the event loop)."""
+    def load(self) -> IndexSet:
+        """Load the indexes and their embedders once (blocking; call off the event loop)."""
         with self._lock:
-            if self._embedder is None:
-                self._embedder = SentenceTransformerEmbedder(
-                    self.model, allow_download=self.allow_download
-                )
-            if self._index is None:
-                self._index = KnowledgeIndex.load(self.index_dir, model=self._embedder.name)
-            return self._index
+            if self._indexes is None:
+                indexes = IndexSet.load(self.index_dir, self.routes)
+                for group in indexes.indexes:
+                    self._embedders(group)
+                self._indexes = indexes
+            return self._indexes
 
     async def warm(self) -> None:
-        """Load the embedder and the index off the event loop."""
+        """Load embedders and indexes off the event loop."""
         await asyncio.to_thread(self.load)
 
-    def search(self, text: str, locale: str | None = None, top_k: int | None = None) -> list[Hit]:
-        """The best entries for ``text`` (blocking)."""
-        index = self.load()
-        assert self._embedder is not None
-        vector = self._embedder.encode([text], kind="query")[0]
-        return index.search(vector, top_k or self.top_k, locale=locale)
+    def search(
+        self, text: str, locale: str | None = None, top_k: int | None = None
+    ) -> tuple[str, KnowledgeIndex, list[Hit]]:
+        """The language group answering ``locale``, its index, and the best entries (blocking)."""
+        group, index = self.load().pick(locale)
+        vector = self._embedders(group).encode([text], kind="query")[0]
+        return group, index, index.search(vector, top_k or self.top_k)
+
+    def threshold(self, group: str) -> float:
+        """The hand-over score for a language group (embedders' score scales differ)."""
+        return self.language_min_scores.get(group, self.min_score)
+
+    def answer(self, text: str, locale: str | None = None) -> Answer:
+        """Choose the answering entry (blocking): a curated FAQ entry before an article section
+        that scores at most ``FAQ_MARGIN`` more (measured: letting sections compete on score
+        alone moved 2.8% of English answers from the right FAQ entry to a broader section).
+        """
+        group, index, hits = self.search(text, locale, top_k=max(self.top_k, CANDIDATES))
+        passing = [h for h in hits if h.score >= self.threshold(group)]
+        close = [h for h in passing if h.score >= passing[0].score - FAQ_MARGIN]
+        best = next((h for h in close if h.entry.kind == "query"), None)
+        best = best or (passing[0] if passing else None)
+        others = [h for h in hits if h is not best]
+        sources = ([best] if best else []) + others[: self.top_k - (1 if best else 0)]
+        return Answer(group=group, index=index, best=best, sources=sources)
 
     async def stream(self, conversation: Conversation, meta: ReplyMeta) -> AsyncIterator[str]:
-        """Stream the best entry's answer, or the hand-over text below ``min_score``."""
-        question = conversation.last_user_text
+        """Stream the chosen entry's answer, or the hand-over text when none clears the bar."""
         try:
-            hits = await asyncio.to_thread(self.search, question, conversation.locale)
+            found = await asyncio.to_thread(
+                self.answer, conversation.last_user_text, conversation.locale
+            )
         except (KnowledgeIndexError, ValueError, OSError) as exc:
             raise BackendError(
                 "The knowledge base is not available right now; an administrator has been told.",
                 retryable=False,
                 detail=str(exc),
             ) from exc
-        assert self._index is not None
-        meta.model = self._index.meta.model
-        meta.index_version = self._index.meta.version
-        meta.sources = [_source(hit) for hit in hits]
-        if not hits or hits[0].score < self.min_score:
+        meta.model = found.index.meta.model
+        meta.index_version = found.index.meta.version
+        meta.sources = [_source(hit) for hit in found.sources]
+        if found.best is None:
             meta.handoff = True
-            answer = handoff_text(conversation.locale)
+            text = handoff_text(conversation.locale)
         else:
-            answer = hits[0].entry.answer
-        for match in _CHUNK.finditer(answer):
+            text = found.best.entry.answer
+        for match in _CHUNK.finditer(text):
             yield match.group(0)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The outcome of a search: the language group, its index, the answering hit, the sources."""
+
+    group: str
+    index: KnowledgeIndex
+    best: Hit | None
+    sources: list[Hit]
 
 
 def _source(hit: Hit) -> Source:
     """A cited source for one hit."""
     entry = hit.entry
-    snippet = (
-        entry.answer if len(entry.answer) <= SNIPPET_CHARS else entry.answer[:SNIPPET_CHARS] + "…"
-    )
+    snippet = entry.answer
+    if len(snippet) > SNIPPET_CHARS:
+        snippet = snippet[:SNIPPET_CHARS] + "…"
     return Source(
         id=entry.id, title=entry.title, score=hit.score, snippet=snippet, locale=entry.locale
     )

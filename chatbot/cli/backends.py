@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from backends import registry
-from chatbot.backend_pool import ACTIVE_BACKEND
+from chatbot.backend_pool import ACTIVE_BACKEND, kind_defaults
 from chatbot.cli.common import console, open_runtime
 from chatbot.db import store
 from chatbot.errors import InputError
+from chatbot.settings import Settings
 
 app = typer.Typer(help="Named answer backends.", no_args_is_help=True)
 
@@ -45,17 +46,45 @@ def add(
     name: Annotated[str, typer.Argument(help="A new name, e.g. faq-strict")],
     kind: Annotated[str, typer.Option(help=f"One of: {', '.join(sorted(registry.KINDS))}")],
     config: Annotated[str, typer.Option(help="JSON object, e.g. '{\"min_score\": 0.6}'")] = "{}",
+    model: Annotated[str | None, typer.Option(help="LLM kinds: model id, e.g. ft:...")] = None,
+    base_url: Annotated[str | None, typer.Option(help="LLM kinds: OpenAI-compatible URL")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="LLM kinds: NAME of the variable holding the API key")
+    ] = None,
 ) -> None:
-    """Register (or replace) a named backend."""
+    """Register (or replace) a named backend; the config is checked before it is stored."""
     if kind not in registry.KINDS:
         raise InputError(f"unknown kind {kind!r}; use one of: {', '.join(sorted(registry.KINDS))}")
+    parsed = _parse_config(config)
+    flags = {"model": model, "base_url": base_url, "api_key_env": api_key_env}
+    parsed.update({key: value for key, value in flags.items() if value is not None})
+    runtime = open_runtime()
+    _check_config(runtime.settings, kind, parsed)
+    with runtime.sessions.begin() as session:
+        store.put_backend(session=session, name=name, kind=kind, config=parsed)
+    console.print(f"Registered backend {name!r} ({kind}).")
+
+
+def _parse_config(config: str) -> dict[str, Any]:
+    """The --config JSON object; keys never go in it."""
     try:
         parsed = json.loads(config)
     except json.JSONDecodeError as exc:
         raise InputError(f"--config is not valid JSON: {exc.msg}") from None
     if not isinstance(parsed, dict):
         raise InputError("--config must be a JSON object")
-    runtime = open_runtime()
-    with runtime.sessions.begin() as session:
-        store.put_backend(session=session, name=name, kind=kind, config=parsed)
-    console.print(f"Registered backend {name!r} ({kind}).")
+    secrets = sorted(registry.SECRET_KEYS & set(parsed))
+    if secrets:
+        raise InputError(
+            f"--config must not hold {', '.join(secrets)}: keys are never stored. Put the key in "
+            "an environment variable and give its name: --api-key-env OPENAI_API_KEY"
+        )
+    return parsed
+
+
+def _check_config(settings: Settings, kind: str, config: dict[str, Any]) -> None:
+    """Build the backend once (no network, no model load) so a bad config fails here."""
+    try:
+        registry.build(kind, {**kind_defaults(settings, kind), **config})
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"invalid {kind} config: {exc}") from None

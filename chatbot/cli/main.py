@@ -8,7 +8,7 @@ import sys
 import typer
 
 from backends.threads import limit_thread_env
-from chatbot.cli import backends, chat, db, export, kb, users
+from chatbot.cli import backends, chat, db, export, kb, llm, serve, users
 from chatbot.errors import AfinaError
 
 app = typer.Typer(
@@ -19,10 +19,12 @@ app = typer.Typer(
 )
 app.command()(chat.chat)
 app.command()(chat.ask)
+app.command()(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(kb.app, name="kb")
 app.add_typer(backends.app, name="backends")
+app.add_typer(llm.app, name="llm")
 app.add_typer(export.app, name="export")
 
 

@@ -1,4 +1,4 @@
-"""Build (or rebuild) the knowledge-base index, embedding only rows whose content changed."""
+"""Build (or rebuild) the knowledge base's per-language indexes, embedding only changed rows."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.retrieval.embedder import Embedder
+import numpy as np
+
+from backends.retrieval.embedder import Embedder, load_embedder
 from backends.retrieval.index import KnowledgeIndex, KnowledgeIndexError, read_meta
+from backends.retrieval.index_set import IndexSet, Routes, group_entries
 from chatbot.knowledge.loaders import load_path
+from chatbot.settings import Settings
 
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What an ingest did."""
+    """What an ingest did for one language group."""
 
+    group: str
+    model: str
     entries: int
     rows: int
     embedded: int
@@ -23,12 +29,12 @@ class IngestReport:
     index_type: str
 
 
-def previous_vectors(index_dir: Path, model: str) -> dict:
-    """Row vectors of the current index when it was built by the same embedder."""
+def previous_vectors(folder: Path, model: str) -> dict[str, np.ndarray]:
+    """Row vectors of the index in ``folder`` when it was built by the same embedder."""
     try:
-        if read_meta(index_dir).model != model:
+        if read_meta(folder).model != model:
             return {}
-        return KnowledgeIndex.load(index_dir, model=model).row_vectors()
+        return KnowledgeIndex.load(folder, model=model).row_vectors()
     except KnowledgeIndexError:
         return {}
 
@@ -37,28 +43,64 @@ def ingest(
     path: Path,
     *,
     index_dir: Path,
-    embedder: Embedder,
+    routes: Routes,
     hnsw_min_rows: int,
+    embedders: Callable[[str], Embedder] | None = None,
     on_start: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
-) -> IngestReport:
+) -> list[IngestReport]:
     """Parse everything first (nothing half-ingested), embed changed rows, save atomically."""
-    entries = load_path(path)
+    grouped = group_entries(load_path(path))
+    get_embedder = embedders or (lambda group: load_embedder(routes.model_for(group)))
     if on_start:
-        on_start(sum(len(e.texts) for e in entries))
-    index = KnowledgeIndex.build(
-        entries,
-        embedder,
-        hnsw_min_rows=hnsw_min_rows,
-        reuse=previous_vectors(index_dir, embedder.name),
-        progress=progress,
-    )
-    index.save(index_dir)
+        on_start(sum(len(e.texts) for entries in grouped.values() for e in entries))
+    built = {}
+    for group, entries in grouped.items():
+        embedder = get_embedder(group)
+        built[group] = KnowledgeIndex.build(
+            entries,
+            embedder,
+            hnsw_min_rows=hnsw_min_rows,
+            reuse=previous_vectors(Path(index_dir) / group, embedder.name),
+            progress=progress,
+        )
+    IndexSet(built).save(index_dir)
+    return [_report(group, index) for group, index in built.items()]
+
+
+def _report(group: str, index: KnowledgeIndex) -> IngestReport:
+    """The report line of one language group."""
+    meta = index.meta
     return IngestReport(
-        entries=index.meta.entries,
-        rows=index.meta.rows,
+        group=group,
+        model=meta.model,
+        entries=meta.entries,
+        rows=meta.rows,
         embedded=index.embedded_now,
-        reused=index.meta.rows - index.embedded_now,
-        version=index.meta.version,
-        index_type=index.meta.index_type,
+        reused=meta.rows - index.embedded_now,
+        version=meta.version,
+        index_type=meta.index_type,
+    )
+
+
+def ingest_configured(
+    settings: Settings,
+    path: Path | None = None,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[IngestReport]:
+    """Ingest ``path`` (default: the configured or bundled knowledge base) as settings say."""
+    r = settings.retrieval
+    routes = Routes(default_model=r.model, language_models=dict(r.language_models))
+    return ingest(
+        path or settings.kb_path,
+        index_dir=settings.index_dir,
+        routes=routes,
+        hnsw_min_rows=r.hnsw_min_rows,
+        embedders=lambda group: load_embedder(
+            routes.model_for(group), allow_download=r.allow_download
+        ),
+        on_start=on_start,
+        progress=progress,
     )

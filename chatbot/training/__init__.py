@@ -1,1 +1,1 @@
-"""Training data from logged chats: export (validation, redaction and splits come later)."""
+"""Training data from logged chats: examples, redaction, splits, validation, report, lineage."""

@@ -1,58 +1,327 @@
-"""Write stored conversations as OpenAI chat fine-tuning JSONL, streaming rows."""
+"""Export logged chats as fine-tuning data: filter, redact, split, validate, report, record lineage.
+
+Two streaming passes with constant memory: (1) conversations are read from the database a
+page at a time, turned into redacted examples and staged by split in a temporary folder;
+(2) staged conversations are re-read in batches, near-duplicates across splits are kept on
+the held-out side, the final JSONL files are written and each conversation's split is
+recorded in ``export_items``. Then the files are validated and the report is stored with the
+``exports`` row. Only held-out embeddings (a small share) are kept in memory.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from chatbot.db import store
-from chatbot.db.models import Message
+from chatbot.db.training_queries import iter_training_conversations
+from chatbot.errors import InputError
+from chatbot.settings import TrainingSettings
+from chatbot.training.examples import (
+    ExampleOptions,
+    build_examples,
+    dedup_text,
+    redact_conversation,
+)
+from chatbot.training.filters import ExportFilters, keep_conversation
+from chatbot.training.lineage import HashedFile, Lineage
+from chatbot.training.redact import Redactor
+from chatbot.training.report import build_report, render_text
+from chatbot.training.split import (
+    HELD_OUT,
+    SPLITS,
+    ExactDuplicates,
+    NearDuplicates,
+    SplitPlan,
+    assign,
+    batched,
+)
+from chatbot.training.validate import Validator
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+Encode = Callable[[list[str]], Any]
 
 
 @dataclass(frozen=True)
-class ExportReport:
-    """How many conversations were read and how many examples written."""
+class ExportOptions:
+    """Everything that shapes an export (recorded in its lineage)."""
 
-    conversations: int
-    examples: int
+    filters: ExportFilters = field(default_factory=ExportFilters)
+    examples: ExampleOptions = field(default_factory=ExampleOptions)
+    plan: SplitPlan = field(default_factory=SplitPlan)
+    redact: bool = True
+    near_duplicates: bool = True
+    threshold: float = 0.95
+    pin_test: bool = False
+    # One file holding the training split only (held-out conversations are left out).
+    single_file: bool = False
+    model: str = "gpt-4o-mini-2024-07-18"
+    max_example_tokens: int = 65_536
+    price_per_million: float = 3.0
+
+    @classmethod
+    def from_settings(cls, training: TrainingSettings, **overrides: Any) -> ExportOptions:
+        """Options with the configured defaults, then ``overrides``."""
+        base = cls(
+            examples=ExampleOptions(system_prompt=training.system_prompt),
+            plan=SplitPlan(training.validation_fraction, training.test_fraction, training.seed),
+            threshold=training.near_duplicate_threshold,
+            model=training.model,
+            max_example_tokens=training.max_example_tokens,
+            price_per_million=training.price_per_million_tokens,
+        )
+        return replace(base, **overrides)
+
+    def lineage(self) -> dict[str, Any]:
+        """The options as stored in ``exports.filters``."""
+        ex = self.examples
+        return {
+            **self.filters.to_json(),
+            "format": ex.format,
+            "per_turn": ex.per_turn,
+            "unapproved": "drop" if ex.drop_unapproved else "weight0",
+            "fallback_system_prompt": ex.system_prompt,
+            "validation_fraction": self.plan.validation,
+            "test_fraction": self.plan.test,
+            "near_duplicates": self.near_duplicates,
+            "near_duplicate_threshold": self.threshold,
+            "pin_test": self.pin_test,
+            "single_file": self.single_file,
+            "redact": self.redact,
+            "model": self.model,
+        }
 
 
-def example_messages(messages: Iterable[Message]) -> list[dict[str, str]]:
-    """A training example's messages: turns that failed (and their question) are left out."""
-    kept: list[dict[str, str]] = []
-    for message in messages:
-        if message.role == "assistant" and message.error is not None:
-            if kept and kept[-1]["role"] == "user":
-                kept.pop()  # the question that got no real answer
-            continue
-        kept.append({"role": message.role, "content": message.content})
-    while kept and kept[-1]["role"] != "assistant":
-        kept.pop()
-    return kept
+@dataclass
+class ExportResult:
+    """What an export produced."""
+
+    export_id: int
+    files: dict[str, Path]
+    report: dict[str, Any]
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the files pass validation (no errors)."""
+        return bool(self.report["ok"])
 
 
-def export_jsonl(*, session: Session, out: TextIO) -> ExportReport:
-    """One ``{"messages": [...]}`` line per conversation with at least one real answer."""
-    conversations = examples = 0
-    for _conversation, messages in store.iter_conversations(session=session):
-        conversations += 1
-        example = example_messages(messages)
-        if any(m["role"] == "assistant" for m in example):
-            out.write(json.dumps({"messages": example}, ensure_ascii=False) + "\n")
-            examples += 1
-    return ExportReport(conversations=conversations, examples=examples)
+@dataclass
+class _Collected:
+    """Pass-one totals."""
+
+    read: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    staged: Counter[str] = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
+    redacted_conversations: int = 0
 
 
-def export_file(*, session: Session, path: Path) -> ExportReport:
-    """Export to ``path`` atomically (a failed export leaves no half file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", encoding="utf-8") as out:
-        report = export_jsonl(session=session, out=out)
-    tmp.replace(path)
-    return report
+def _collect(
+    session: Session, options: ExportOptions, staging: Path, progress: Callable[[int], None]
+) -> _Collected:
+    """Pass one: stream conversations into per-split staging files of redacted examples."""
+    totals = _Collected()
+    outs = {s: (staging / f"{s}.jsonl").open("w", encoding="utf-8") for s in SPLITS}
+    try:
+        rows = iter_training_conversations(session=session, conditions=options.filters.sql())
+        for conversation in rows:
+            totals.read += 1
+            progress(1)
+            reason = keep_conversation(conversation, options.filters)
+            if reason:
+                totals.skipped[reason] += 1
+                continue
+            if options.redact:
+                redactor = Redactor()
+                conversation = redact_conversation(conversation, redactor)
+                totals.redactions.update(redactor.counts)
+                totals.redacted_conversations += bool(redactor.counts)
+            examples = build_examples(conversation, options.filters, options.examples)
+            if not examples:
+                totals.skipped["no_examples"] += 1
+                continue
+            split = assign(conversation.id, conversation.pinned_split, options.plan)
+            totals.staged[split] += 1
+            line = {"c": conversation.id, "t": dedup_text(conversation), "x": examples}
+            outs[split].write(json.dumps(line, ensure_ascii=False) + "\n")
+    finally:
+        for out in outs.values():
+            out.close()
+    return totals
+
+
+def _staged(path: Path, batch: int = 256) -> Iterator[list[dict[str, Any]]]:
+    """Staged conversations of one split, in batches."""
+    with path.open(encoding="utf-8") as lines:
+        yield from batched((json.loads(line) for line in lines), batch)
+
+
+class _Writer:
+    """Pass two: final files per split, lineage items, near-duplicate moves."""
+
+    def __init__(self, files: dict[str, HashedFile], lineage: Lineage):
+        self.files = files
+        self.lineage = lineage
+        self.moved = 0
+        self.examples: Counter[str] = Counter()
+
+    def put(self, item: dict[str, Any], split: str) -> None:
+        out = self.files.get(split)
+        if out is None:  # single-file mode: held-out conversations are not exported
+            return
+        for example in item["x"]:
+            out.write(example)
+        self.examples[split] += len(item["x"])
+        self.lineage.add(item["c"], split)
+
+    def run(self, staging: Path, dups: NearDuplicates | ExactDuplicates) -> None:
+        for split in ("test", "validation"):
+            for items in _staged(staging / f"{split}.jsonl"):
+                moved = dups.add(split, [item["t"] for item in items])
+                for item, move in zip(items, moved, strict=True):
+                    self.moved += move
+                    self.put(item, "test" if move else split)
+        for items in _staged(staging / "train.jsonl"):
+            found = dups.classify([item["t"] for item in items])
+            for item, held in zip(items, found, strict=True):
+                self.moved += held is not None
+                self.put(item, held or "train")
+
+
+def _outputs(out: Path, options: ExportOptions, staged: Counter[str]) -> dict[str, HashedFile]:
+    """The files to write: one file, or train/validation (+ test when there is one)."""
+    if options.single_file:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return {"train": HashedFile(out)}
+    if out.suffix == ".jsonl":
+        raise InputError(f"{out} looks like a file; give a folder for split exports (or no split)")
+    out.mkdir(parents=True, exist_ok=True)
+    splits = ["train", "validation"]
+    if options.plan.test > 0 or staged["test"]:
+        splits.append("test")
+    for stale in set(SPLITS) - set(splits):  # from an earlier export into the same folder
+        (out / f"{stale}.jsonl").unlink(missing_ok=True)
+    return {s: HashedFile(out / f"{s}.jsonl") for s in splits}
+
+
+def _duplicates(options: ExportOptions, encode_factory: Callable[[], Encode] | None, staged):
+    """Near-duplicate finder: the embedder when asked for and needed, else exact matching."""
+    held_out = sum(staged[s] for s in HELD_OUT)
+    if options.near_duplicates and encode_factory is not None and held_out:
+        return NearDuplicates(encode_factory(), options.threshold), "embedder"
+    return ExactDuplicates(), "exact"
+
+
+def run_export(
+    *,
+    sessions: sessionmaker[Session],
+    out: Path,
+    options: ExportOptions,
+    encode_factory: Callable[[], Encode] | None = None,
+    created_by: str | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> ExportResult:
+    """Export to ``out`` (a folder, or a ``.jsonl`` file in single-file mode); record lineage."""
+    if options.single_file:  # everything not pinned elsewhere is training data
+        options = replace(options, plan=SplitPlan(0.0, 0.0, options.plan.seed))
+    with tempfile.TemporaryDirectory(prefix="afina-export-") as tmp:
+        with sessions() as session:
+            collected = _collect(session, options, Path(tmp), progress)
+        files = _outputs(out, options, collected.staged)
+        dups, method = _duplicates(options, encode_factory, collected.staged)
+        try:
+            with sessions.begin() as session:
+                user_id = None
+                if created_by:
+                    user_id = store.ensure_user(session=session, username=created_by).id
+                lineage = Lineage.start(
+                    session,
+                    created_by=user_id,
+                    format=options.examples.format,
+                    filters=options.lineage(),
+                    seed=options.plan.seed,
+                    redacted=options.redact,
+                    pin_test=options.pin_test,
+                )
+                writer = _Writer(files, lineage)
+                writer.run(Path(tmp), dups)
+                hashes = {f.path.name: f.commit() for f in files.values()}
+                report = _report(options, files, collected, writer, method)
+                counts = {
+                    "conversations_read": collected.read,
+                    "skipped": dict(collected.skipped),
+                    "conversations": dict(lineage.conversations),
+                    "examples": dict(writer.examples),
+                }
+                report["counts"] = counts
+                lineage.finish(counts=counts, files=hashes, report=report)
+        except BaseException:
+            for f in files.values():
+                f.discard()
+            raise
+    text = render_text(report)
+    if not options.single_file:
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (out / "report.txt").write_text(text + "\n", encoding="utf-8")
+    paths = {split: f.path for split, f in files.items()}
+    return ExportResult(lineage.export_id, paths, report, text)
+
+
+def _report(
+    options: ExportOptions,
+    files: dict[str, HashedFile],
+    collected: _Collected,
+    writer: _Writer,
+    method: str,
+) -> dict[str, Any]:
+    """Validate the written files and build the report."""
+    validator = Validator(options.max_example_tokens)
+    results = [validator.validate(f.path, split) for split, f in files.items()]
+    redaction = {
+        "enabled": options.redact,
+        "counts": dict(collected.redactions),
+        "conversations": collected.redacted_conversations,
+    }
+    splits = {
+        "seed": options.plan.seed,
+        "fractions": {"validation": options.plan.validation, "test": options.plan.test},
+        "conversations": dict(writer.lineage.conversations),
+        "examples": dict(writer.examples),
+        "near_duplicates_moved": writer.moved,
+        "duplicate_detection": method,
+        "threshold": options.threshold if method == "embedder" else None,
+    }
+    return build_report(
+        results,
+        model=options.model,
+        max_tokens=options.max_example_tokens,
+        price_per_million=options.price_per_million,
+        redaction=redaction,
+        splits=splits,
+    )
+
+
+def validate_paths(paths: list[Path], max_tokens: int) -> list:
+    """Validate files: the first (or a folder's train.jsonl) is the training file."""
+    if len(paths) == 1 and paths[0].is_dir():
+        folder = paths[0]
+        paths = [folder / f"{s}.jsonl" for s in SPLITS if (folder / f"{s}.jsonl").exists()]
+        if not paths:
+            raise InputError(f"{folder} holds no train/validation/test .jsonl files")
+    validator = Validator(max_tokens)
+    kinds = ["train"] + [_kind(p) for p in paths[1:]]
+    return [validator.validate(p, kind) for p, kind in zip(paths, kinds, strict=True)]
+
+
+def _kind(path: Path) -> str:
+    """validation or test, from a held-out file's name."""
+    return "test" if path.stem.startswith("test") else "validation"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import tempfile
 import time
 from collections import defaultdict
@@ -15,8 +16,11 @@ from backends.base import Conversation, ReplyMeta, Turn
 from backends.retrieval.backend import RetrievalBackend
 from backends.retrieval.embedder import SentenceTransformerEmbedder
 from backends.retrieval.index import Entry, KnowledgeIndex
+from backends.retrieval.index_set import ANY, IndexSet, Routes
 from chatbot.knowledge.ingest import ingest
 from tests.bench.common import banking77, summary, time_ms
+
+ENGLISH_ONLY = Routes(language_models={})  # MiniLM for every entry
 
 
 def banking_entries() -> list[Entry]:
@@ -87,10 +91,11 @@ def latency(
     for rows, hnsw_min in ((10_000, 50_000), (100_000, 200_000), (100_000, 50_000)):
         index = grown(base, rows, hnsw_min)
         with tempfile.TemporaryDirectory() as tmp:
-            index.save(Path(tmp) / "index")
-            backend = RetrievalBackend(Path(tmp) / "index", embedder=embedder, min_score=0.5)
-            backend.load()
-            faiss_index = backend._index._faiss  # type: ignore[union-attr]
+            IndexSet({ANY: index}).save(Path(tmp) / "index")
+            backend = RetrievalBackend(
+                Path(tmp) / "index", routes=ENGLISH_ONLY, embedders=lambda _: embedder
+            )
+            faiss_index = backend.load().indexes[ANY]._faiss
             turn = functools.partial(_turn, backend)
             raw = functools.partial(_raw, embedder, faiss_index)
             for q in queries[:5]:
@@ -112,19 +117,25 @@ def throughput(embedder: SentenceTransformerEmbedder, entries: list[Entry], rows
     raw = len(texts) / (time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as tmp:
         kb = Path(tmp) / "kb.jsonl"
-        import json
-
         with kb.open("w") as out:
             for i in range(0, len(texts), 10):
                 out.write(
                     json.dumps({"id": f"e{i}", "questions": texts[i : i + 10], "answer": "a"})
                     + "\n"
                 )
+        build = functools.partial(
+            ingest,
+            kb,
+            index_dir=Path(tmp) / "index",
+            routes=ENGLISH_ONLY,
+            embedders=lambda _: embedder,
+            hnsw_min_rows=50_000,
+        )
         start = time.perf_counter()
-        report = ingest(kb, index_dir=Path(tmp) / "index", embedder=embedder, hnsw_min_rows=50_000)
+        (report,) = build()
         full = report.rows / (time.perf_counter() - start)
         start = time.perf_counter()
-        ingest(kb, index_dir=Path(tmp) / "index", embedder=embedder, hnsw_min_rows=50_000)
+        build()
         again = time.perf_counter() - start
     print(
         f"ingest {report.rows} rows: {full:7.1f} rows/s; raw encoder {raw:7.1f} sentences/s; "

@@ -12,9 +12,9 @@ from backends.threads import limit_thread_env
 limit_thread_env()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from backends.retrieval.embedder import SentenceTransformerEmbedder  # noqa: E402
+from backends.retrieval.index_set import Routes  # noqa: E402
 from chatbot.knowledge.ingest import ingest  # noqa: E402
-from tests.bench import retrieval, turns  # noqa: E402
+from tests.bench import export, languages, llm, retrieval, turns  # noqa: E402
 
 SMALL_KB = Path(__file__).resolve().parents[1] / "data" / "kb_small"
 
@@ -23,7 +23,15 @@ def main() -> None:
     """Run every benchmark, or the ones named."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller samples")
-    parser.add_argument("--only", choices=["retrieval", "turns"], help="one group")
+    parser.add_argument(
+        "--only", choices=["retrieval", "languages", "turns", "export", "llm"], help="one group"
+    )
+    parser.add_argument(
+        "--export-messages",
+        type=int,
+        default=None,
+        help="stored messages for the export bench (default 1,000,000; --quick 100,000)",
+    )
     parser.add_argument(
         "--postgres",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
@@ -33,16 +41,18 @@ def main() -> None:
     print("threads: 1 (OMP/BLAS/torch/faiss)")
     if args.only in (None, "retrieval"):
         retrieval.run(args.quick)
+    if args.only in (None, "languages"):
+        languages.run(args.quick)
     if args.only in (None, "turns"):
         with tempfile.TemporaryDirectory() as tmp:
             index_dir = Path(tmp) / "index"
-            ingest(
-                SMALL_KB,
-                index_dir=index_dir,
-                embedder=SentenceTransformerEmbedder(),
-                hnsw_min_rows=50_000,
-            )
+            ingest(SMALL_KB, index_dir=index_dir, routes=Routes(), hnsw_min_rows=50_000)
             turns.run(index_dir, 50 if args.quick else 300, args.postgres)
+    if args.only in (None, "llm"):
+        llm.run(args.quick)
+    if args.only in (None, "export"):
+        size = args.export_messages or (100_000 if args.quick else 1_000_000)
+        export.run(size, args.postgres)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def test_export_writes_chat_fine_tuning_jsonl(home: Path, tmp_path: Path):
     assert lines
     for example in lines:
         roles = [m["role"] for m in example["messages"]]
-        assert roles[0] == "user" and roles[-1] == "assistant"
+        assert roles[:2] == ["system", "user"] and roles[-1] == "assistant"  # issue 5: system first
     assert any("Shipping is free" in m["content"] for ex in lines for m in ex["messages"])
 
 

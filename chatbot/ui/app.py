@@ -1,0 +1,269 @@
+"""Chainlit callbacks: translate between the browser and ChatService, nothing more."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import chainlit as cl
+from chainlit.input_widget import InputWidget, Select
+from chainlit.types import ThreadDict
+
+from chatbot.backend_pool import ACTIVE_BACKEND
+from chatbot.db import history, store
+from chatbot.errors import AfinaError, InputError, NotFoundError
+from chatbot.service import TurnResult
+from chatbot.ui import state
+from chatbot.ui.auth import LoginThrottle, LoginUser, login
+from chatbot.ui.datalayer import ASSISTANT, AfinaDataLayer, run_db
+from chatbot.ui.render import answer_markdown, retrieval_summary, source_text, source_title
+from chatbot.ui.texts import locale_of, t
+
+log = logging.getLogger(__name__)
+THROTTLE = LoginThrottle()
+CORRECT = "correct"
+BACKEND_SETTING = "backend"
+
+
+@cl.data_layer
+def data_layer() -> AfinaDataLayer:
+    """Afina's tables behind the history sidebar, resume and feedback."""
+    return AfinaDataLayer()
+
+
+@cl.password_auth_callback
+async def password_login(username: str, password: str) -> cl.User | None:
+    """Check the password against ``users``; None makes Chainlit answer 401."""
+    user = await login(state.runtime().sessions, THROTTLE, username, password)
+    if user is None:
+        return None
+    return cl.User(
+        identifier=user.username,
+        display_name=user.display_name or user.username,
+        metadata={"role": user.role},
+    )
+
+
+def friendly(callback: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Any unexpected error becomes a short message in the chat (logged with its traceback)."""
+
+    @functools.wraps(callback)
+    async def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            await callback(*args, **kwargs)
+        except Exception:  # never a traceback in the browser
+            log.exception("%s failed in thread %s", callback.__name__, cl.context.session.thread_id)
+            await cl.Message(content=f"⚠️ {t(_locale(), 'error')}", author=ASSISTANT).send()
+
+    return guarded
+
+
+def _locale() -> str:
+    return locale_of(getattr(cl.context.session, "language", None))
+
+
+async def _current_user() -> LoginUser | None:
+    """The logged-in user as stored now (role and disabled re-read from the database)."""
+    session_user = cl.user_session.get("user")
+    if session_user is None:
+        return None
+
+    def work(session):
+        user = store.get_user(session=session, username=session_user.identifier)
+        if user is None or user.disabled:
+            return None
+        return LoginUser(user.id, user.username, user.display_name, user.role)
+
+    return await run_db(work)
+
+
+async def _send_backend_control(user: LoginUser | None) -> None:
+    """Admins get the app-wide backend switch; agents get nothing."""
+    if user is None or user.role != "admin":
+        return
+
+    def work(session):
+        names = [b.name for b in store.list_backends(session=session)]
+        return names, store.get_setting(session=session, key=ACTIVE_BACKEND)
+
+    names, active = await run_db(work)
+    widget: InputWidget = Select(
+        id=BACKEND_SETTING,
+        label=t(_locale(), "backend_label"),
+        values=names,
+        initial_value=active if active in names else names[0],
+    )
+    await cl.ChatSettings([widget]).send()
+
+
+@cl.on_chat_start
+@friendly
+async def start() -> None:
+    """Greet the user in their language; admins also get the backend control."""
+    user = await _current_user()
+    name = (user.display_name or user.username) if user else ""
+    await cl.Message(content=t(_locale(), "welcome", name=name), author=ASSISTANT).send()
+    await _send_backend_control(user)
+
+
+@cl.on_chat_resume
+@friendly
+async def resume(thread: ThreadDict) -> None:
+    """Chainlit re-sends the stored thread; admins get their control back."""
+    await _send_backend_control(await _current_user())
+
+
+@cl.on_settings_update
+@friendly
+async def settings_update(settings: dict[str, Any]) -> None:
+    """Switch the active backend, only for admins (re-checked here, whatever the UI showed)."""
+    locale, user = _locale(), await _current_user()
+    name = settings.get(BACKEND_SETTING)
+    if user is None or user.role != "admin":
+        log.warning("backend switch to %r refused for %s", name, user.username if user else "?")
+        await cl.Message(content=t(locale, "backend_refused"), author=ASSISTANT).send()
+        return
+    if not isinstance(name, str):
+        return
+
+    def work(session):
+        store.get_backend(session=session, name=name)
+        store.set_setting(session=session, key=ACTIVE_BACKEND, value=name, user_id=user.id)
+
+    try:
+        await run_db(work, write=True)
+    except NotFoundError as exc:
+        await cl.Message(content=str(exc), author=ASSISTANT).send()
+        return
+    log.info("%s switched the active backend to %s", user.username, name)
+    text = t(locale, "backend_switched", user=user.username, name=name)
+    await cl.Message(content=text, author=ASSISTANT).send()
+
+
+def _input_problem(text: str, locale: str, limit: int) -> str:
+    """The rejected message's problem in the user's language."""
+    stripped = text.strip()
+    if not stripped:
+        return t(locale, "empty")
+    return t(locale, "too_long", length=len(stripped), limit=limit)
+
+
+@cl.on_message
+@friendly
+async def on_message(message: cl.Message) -> None:
+    """One turn: ChatService stores and streams; we show the stream, sources and actions."""
+    locale, runtime = _locale(), state.runtime()
+    user = await _current_user()
+    if user is None:
+        return
+    thread_id = cl.context.session.thread_id
+    if not await _open_conversation(thread_id, user, locale):
+        return
+    reply_id = str(uuid.uuid4())
+    try:
+        reply = runtime.service.reply(
+            conversation_id=thread_id,
+            text=message.content,
+            user_message_id=message.id,
+            reply_id=reply_id,
+        )
+    except InputError:
+        limit = runtime.settings.chat.max_message_chars
+        problem = _input_problem(message.content, locale, limit)
+        await cl.Message(content=f"⚠️ {problem}", author=ASSISTANT).send()
+        return
+    search = cl.Step(name=t(locale, "retrieval"), type="retrieval")
+    await search.send()
+    answer = cl.Message(content="", id=reply_id, author=ASSISTANT)
+    async for chunk in reply:
+        await answer.stream_token(chunk)
+    await _finish(answer, search, reply.result, locale)
+    run = cl.context.current_run or cl.context.current_step
+    if run is not None and reply.result.reply_id:
+        await run_db(
+            lambda s: history.set_run_step(session=s, message_id=reply_id, run_step_id=run.id),
+            write=True,
+        )
+
+
+async def _open_conversation(thread_id: str, user: LoginUser, locale: str) -> bool:
+    """Make sure this thread is a conversation of ``user`` (created on the first message)."""
+    try:
+        await run_db(
+            lambda s: history.ensure_conversation(
+                session=s, conversation_id=thread_id, user_id=user.id, locale=locale
+            ),
+            write=True,
+        )
+    except NotFoundError:
+        await cl.Message(content=t(locale, "not_found"), author=ASSISTANT).send()
+        return False
+    return True
+
+
+async def _finish(answer: cl.Message, search: cl.Step, result: TurnResult, locale: str) -> None:
+    """Show the sources, the hand-over mark, the backend and the correction action."""
+    sources = [s.to_dict() for s in result.meta.sources]
+    search.output = retrieval_summary(sources, locale) if not result.error else result.error
+    search.is_error = bool(result.error)
+    await search.update()
+    answer.content = answer_markdown(
+        text=result.text,
+        locale=locale,
+        backend=result.backend_name,
+        sources=sources,
+        handoff=result.meta.handoff,
+        error=result.error,
+    )
+    streamed = answer.streaming
+    await (answer.update() if streamed else answer.send())
+    if result.error:
+        return
+    shown = [] if result.meta.handoff else sources
+    for index, source in enumerate(shown):
+        element = cl.Text(
+            name=source_title(source, index), content=source_text(source, locale), display="side"
+        )
+        await element.send(for_id=answer.id)
+    action = cl.Action(
+        name=CORRECT,
+        payload={"message_id": answer.id},
+        label=t(locale, "correct_label"),
+        icon="pencil",
+    )
+    await action.send(for_id=answer.id)
+
+
+@cl.action_callback(CORRECT)
+@friendly
+async def correct(action: cl.Action) -> None:
+    """Ask the agent for a better answer and store it as a correction."""
+    locale, user = _locale(), await _current_user()
+    message_id = str(action.payload.get("message_id", ""))
+    if user is None:
+        return
+    try:
+        owner = await run_db(lambda s: history.message_owner_id(session=s, message_id=message_id))
+    except NotFoundError:
+        owner = None
+    if owner != user.id:
+        await cl.Message(content=t(locale, "not_found"), author=ASSISTANT).send()
+        return
+    reply = await cl.AskUserMessage(
+        content=t(locale, "correct_prompt"), author=ASSISTANT, timeout=900
+    ).send()
+    text = str((reply or {}).get("output") or "")
+    try:
+        await run_db(
+            lambda s: history.add_correction(
+                session=s, message_id=message_id, user_id=user.id, content=text
+            ),
+            write=True,
+        )
+    except AfinaError:
+        await cl.Message(content=t(locale, "correct_empty"), author=ASSISTANT).send()
+        return
+    await cl.Message(content=t(locale, "correct_saved"), author=ASSISTANT).send()

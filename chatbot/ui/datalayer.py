@@ -1,0 +1,387 @@
+"""Chainlit's data layer as an adapter over Afina's own tables.
+
+ChatService writes every message; this layer serves the history sidebar and resume, and
+records feedback. Step and element writes from Chainlit are accepted and dropped: the
+conversation content is already stored by the service, and the run-step id that feedback
+points at is recorded by the UI after each turn (``history.set_run_step``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from chainlit.data.base import BaseDataLayer
+from chainlit.data.utils import queue_until_user_message
+from chainlit.element import ElementDict
+from chainlit.step import StepDict
+from chainlit.types import (
+    Feedback,
+    PageInfo,
+    PaginatedResponse,
+    Pagination,
+    ThreadDict,
+    ThreadFilter,
+)
+from chainlit.user import PersistedUser, User
+
+from chatbot.db import history, store
+from chatbot.db.models import Message
+from chatbot.errors import NotFoundError
+from chatbot.ui import state
+from chatbot.ui.render import answer_markdown, retrieval_summary, source_text, source_title
+from chatbot.ui.texts import locale_of
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ASSISTANT = "Afina"
+
+
+def iso(moment: datetime) -> str:
+    """An ISO timestamp the browser parses as UTC."""
+    return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+def derived_id(message_id: str, what: str) -> str:
+    """A stable id for a step or element reconstructed from a stored message."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"afina:{message_id}:{what}"))
+
+
+async def run_db(work: Callable[[Any], T], *, write: bool = False) -> T:
+    """Run ``work(session)`` off the event loop in its own transaction."""
+    sessions = state.runtime().sessions
+
+    def call() -> T:
+        if write:
+            with sessions.begin() as session:
+                return work(session)
+        with sessions() as session:
+            return work(session)
+
+    return await asyncio.to_thread(call)
+
+
+class AfinaDataLayer(BaseDataLayer):
+    """History, resume and feedback over Afina's tables; never a second writer of messages."""
+
+    # users ------------------------------------------------------------------------------------
+    async def get_user(self, identifier: str) -> PersistedUser | None:
+        """The Chainlit view of a user of ours."""
+
+        def work(session):
+            user = store.get_user(session=session, username=identifier)
+            if user is None or user.disabled:
+                return None
+            return PersistedUser(
+                id=str(user.id),
+                identifier=user.username,
+                display_name=user.display_name or user.username,
+                createdAt=iso(user.created_at),
+                metadata={"role": user.role},
+            )
+
+        return await run_db(work)
+
+    async def create_user(self, user: User) -> PersistedUser | None:
+        """Users are created with ``afina users add``; logging in only looks them up."""
+        return await self.get_user(user.identifier)
+
+    # feedback ----------------------------------------------------------------------------------
+    async def upsert_feedback(self, feedback: Feedback) -> str:
+        """Store a thumbs up/down (+comment) against the answer of the run step ``forId``."""
+
+        def work(session):
+            message = history.message_for_run_step(session=session, run_step_id=feedback.forId)
+            owner = history.message_owner_id(session=session, message_id=message.id)
+            history.upsert_feedback(
+                session=session,
+                message_id=message.id,
+                user_id=owner,
+                value=1 if feedback.value == 1 else -1,
+                comment=(feedback.comment or None),
+            )
+            return message.id
+
+        # the feedback id given to the browser is the (unguessable) message id
+        return await run_db(work, write=True)
+
+    async def delete_feedback(self, feedback_id: str) -> bool:
+        """Remove the rating of the answer ``feedback_id`` (a message id)."""
+
+        def work(session):
+            owner = history.message_owner_id(session=session, message_id=feedback_id)
+            history.delete_feedback(session=session, message_id=feedback_id, user_id=owner)
+            return True
+
+        return await run_db(work, write=True)
+
+    # steps and elements: the service stores content, so these are accepted and dropped ---------
+    @queue_until_user_message()
+    async def create_step(self, step_dict: StepDict) -> None:
+        """Dropped: ChatService already stores the messages of a turn."""
+
+    @queue_until_user_message()
+    async def update_step(self, step_dict: StepDict) -> None:
+        """Dropped: ChatService already stores the messages of a turn."""
+
+    @queue_until_user_message()
+    async def delete_step(self, step_id: str) -> None:
+        """Dropped: stored messages are never edited from the browser."""
+
+    @queue_until_user_message()
+    async def create_element(self, element) -> None:
+        """Dropped: sources are stored with the answer and rebuilt on resume."""
+
+    @queue_until_user_message()
+    async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
+        """Dropped: elements are rebuilt from stored sources."""
+
+    async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
+        """Elements are rebuilt with the thread; none is fetched alone."""
+        return None
+
+    async def get_favorite_steps(self, user_id: str) -> list[StepDict]:
+        """Favorites are not offered."""
+        return []
+
+    # threads -----------------------------------------------------------------------------------
+    async def get_thread_author(self, thread_id: str) -> str:
+        """The username owning the conversation ('' when there is none)."""
+        owner = await run_db(
+            lambda s: history.conversation_owner(session=s, conversation_id=thread_id)
+        )
+        return owner or ""
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Delete the conversation (Chainlit checked the author first)."""
+        await run_db(
+            lambda s: history.delete_conversation(session=s, conversation_id=thread_id),
+            write=True,
+        )
+
+    async def list_threads(
+        self, pagination: Pagination, filters: ThreadFilter
+    ) -> PaginatedResponse[ThreadDict]:
+        """One page of the user's own conversations (search and rating filters work)."""
+        if not filters.userId:
+            return PaginatedResponse(PageInfo(False, None, None), [])
+        cursor = pagination.cursor or ""
+        offset = int(cursor) if cursor.isdigit() else 0
+        rating = None if filters.feedback is None else (1 if filters.feedback == 1 else -1)
+
+        def work(session):
+            return history.list_conversations(
+                session=session,
+                user_id=int(filters.userId or 0),
+                search=filters.search,
+                rating=rating,
+                offset=offset,
+                limit=pagination.first,
+            )
+
+        rows, more = await run_db(work)
+        threads: list[ThreadDict] = [
+            {
+                "id": c.id,
+                "createdAt": iso(c.updated_at),
+                "name": c.title,
+                "userId": str(c.user_id),
+                "userIdentifier": owner,
+                "tags": [],
+                "metadata": {},
+                "steps": [],
+                "elements": [],
+            }
+            for c, owner in rows
+        ]
+        end = str(offset + len(rows)) if rows else None
+        return PaginatedResponse(PageInfo(more, str(offset), end), threads)
+
+    async def get_thread(self, thread_id: str) -> ThreadDict | None:
+        """The conversation rebuilt as Chainlit steps: question, run, retrieval, answer."""
+        view = await run_db(lambda s: history.thread_view(session=s, conversation_id=thread_id))
+        return None if view is None else thread_dict(view)
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        name: str | None = None,
+        user_id: str | None = None,
+        metadata: dict | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        """Name a conversation: its first question (created here if the turn has not yet) or
+        a rename from the sidebar. Other thread data (metadata, tags) is not kept."""
+        if not name:
+            return
+        locale = _session_locale()
+        await run_db(
+            lambda s: _name_thread(s, thread_id, name, user_id, locale),
+            write=True,
+        )
+
+    async def build_debug_url(self) -> str:
+        """No external debugger."""
+        return ""
+
+    async def close(self) -> None:
+        """The runtime owns the engine; nothing to close here."""
+
+
+def _session_locale() -> str:
+    """Afina's locale for the browser language of the current Chainlit session."""
+    from chainlit.context import context
+
+    try:
+        return locale_of(getattr(context.session, "language", None))
+    except Exception:  # no Chainlit session (e.g. an HTTP rename)
+        return "en"
+
+
+def _name_thread(session, thread_id: str, name: str, user_id: str | None, locale: str) -> None:
+    """First interaction (with a user id): create and title an untitled conversation.
+    Rename (no user id): replace the title of an existing conversation."""
+    if user_id is None:
+        history.rename_conversation(session=session, conversation_id=thread_id, title=name)
+        return
+    try:
+        conversation = history.ensure_conversation(
+            session=session, conversation_id=thread_id, user_id=int(user_id), locale=locale
+        )
+    except (NotFoundError, ValueError):
+        log.warning("thread %s is not %s's: not renamed", thread_id, user_id)
+        return
+    if not conversation.title:
+        conversation.title = name[: history.TITLE_CHARS]
+        session.flush()
+
+
+def thread_dict(view: history.ThreadView) -> ThreadDict:
+    """Chainlit's thread shape for a stored conversation."""
+    conversation = view.conversation
+    steps: list[StepDict] = []
+    elements: list[ElementDict] = []
+    parent: str | None = None
+    for message in view.messages:
+        if message.role == "user":
+            parent = message.id
+            steps.append(_user_step(message, view.owner))
+        elif message.role == "assistant":
+            new_steps, new_elements = _answer_steps(message, parent, conversation.locale, view)
+            steps.extend(new_steps)
+            elements.extend(new_elements)
+    return {
+        "id": conversation.id,
+        "createdAt": iso(conversation.created_at),
+        "name": conversation.title,
+        "userId": str(conversation.user_id),
+        "userIdentifier": view.owner,
+        "tags": [],
+        "metadata": _json_safe(conversation.meta),
+        "steps": steps,
+        "elements": elements,
+    }
+
+
+def _user_step(message: Message, owner: str) -> StepDict:
+    return {
+        "id": message.id,
+        "threadId": message.conversation_id,
+        "type": "user_message",
+        "name": owner,
+        "output": message.content,
+        "createdAt": iso(message.created_at),
+        "start": iso(message.created_at),
+        "end": iso(message.created_at),
+        "parentId": None,
+        "metadata": {},
+    }
+
+
+def _answer_steps(
+    message: Message, question_id: str | None, locale: str, view: history.ThreadView
+) -> tuple[list[StepDict], list[ElementDict]]:
+    """The run step (carrying feedback), the retrieval step, the answer and its sources."""
+    when = iso(message.created_at)
+    common = {"threadId": message.conversation_id, "createdAt": when, "start": when, "end": when}
+    run_id = message.run_step_id or derived_id(message.id, "run")
+    sources = list(message.sources or [])
+    run: StepDict = {
+        **common,  # type: ignore[typeddict-item]
+        "id": run_id,
+        "type": "run",
+        "name": "on_message",
+        "parentId": question_id,
+        "output": "",
+        "metadata": {},
+    }
+    if message.id in view.feedback and message.run_step_id:
+        value, comment = view.feedback[message.id]
+        run["feedback"] = {
+            "id": message.id,
+            "forId": run_id,
+            "value": 1 if value > 0 else 0,
+            "comment": comment,
+        }
+    steps: list[StepDict] = [run]
+    if message.error is None and message.backend_name:
+        steps.append(
+            {
+                **common,  # type: ignore[typeddict-item]
+                "id": derived_id(message.id, "retrieval"),
+                "type": "retrieval",
+                "name": "retrieval",
+                "parentId": run_id,
+                "output": retrieval_summary(sources, locale),
+                "metadata": {},
+            }
+        )
+    content = answer_markdown(
+        text=message.content,
+        locale=locale,
+        backend=message.backend_name,
+        sources=sources,
+        handoff=message.handoff,
+        error=message.content if message.error else None,
+    )
+    steps.append(
+        {
+            **common,  # type: ignore[typeddict-item]
+            "id": message.id,
+            "type": "assistant_message",
+            "name": ASSISTANT,
+            "parentId": run_id,
+            "output": content,
+            "metadata": {},
+        }
+    )
+    shown = [] if message.handoff or message.error else sources
+    return steps, [_source_element(message, i, s, locale) for i, s in enumerate(shown)]
+
+
+def _source_element(message: Message, index: int, source: dict, locale: str) -> ElementDict:
+    text = source_text(source, locale)
+    return {
+        "id": derived_id(message.id, f"source-{index}"),
+        "threadId": message.conversation_id,
+        "type": "text",
+        "name": source_title(source, index),
+        "display": "side",
+        "forId": message.id,
+        "mime": "text/plain",
+        "url": "data:text/plain;charset=utf-8," + quote(text),
+    }
+
+
+def _json_safe(value: Any) -> dict:
+    """Metadata that survives JSON (anything else is dropped)."""
+    try:
+        return json.loads(json.dumps(value or {}))
+    except (TypeError, ValueError):
+        return {}

@@ -1,0 +1,20 @@
+"""Mount Chainlit (with Afina's callbacks and config) inside a FastAPI app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+UI_DIR = Path(__file__).resolve().parent
+PATH = "/chat"
+
+
+def mount(app: FastAPI, auth_secret: str, path: str = PATH) -> None:
+    """Point Chainlit at this folder's config, hand it the cookie secret, and mount it."""
+    # Chainlit reads the secret from the process environment (chatbot.ui set its app root).
+    os.environ["CHAINLIT_AUTH_SECRET"] = auth_secret
+    from chainlit.utils import mount_chainlit
+
+    mount_chainlit(app=app, target=str(UI_DIR / "app.py"), path=path)

@@ -1,0 +1,64 @@
+"""Afina's own texts in the browser, in English and Spanish (Chainlit translates the rest)."""
+
+from __future__ import annotations
+
+LOCALES = ("en", "es")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "welcome": "Hello {name}! I'm Afina. Ask me a customer's question and I'll answer "
+        "from the help centre, citing my sources.",
+        "handoff": "Handed over to a human agent",
+        "answered_by": "Answered by",
+        "sources": "Sources",
+        "retrieval": "Knowledge-base search",
+        "no_sources": "No matching entries.",
+        "score": "score",
+        "error": "Something went wrong while answering. Please try again in a moment.",
+        "empty": "The message is empty: type a question first.",
+        "too_long": "The message is too long ({length} characters; the limit is {limit}). "
+        "Please shorten it.",
+        "correct_label": "Suggest a better answer",
+        "correct_prompt": "Write the answer Afina should have given:",
+        "correct_saved": "Thank you: your answer was saved and will be used to improve Afina.",
+        "correct_empty": "The correction was empty, so nothing was saved.",
+        "backend_label": "Answering backend (for everyone)",
+        "backend_switched": "{user} switched the answering backend to {name}.",
+        "backend_refused": "Only an admin can change the answering backend.",
+        "not_found": "This conversation is not available.",
+    },
+    "es": {
+        "welcome": "¡Hola {name}! Soy Afina. Hazme la pregunta de un cliente y responderé "
+        "con el centro de ayuda, citando mis fuentes.",
+        "handoff": "Derivado a un agente humano",
+        "answered_by": "Respondido por",
+        "sources": "Fuentes",
+        "retrieval": "Búsqueda en la base de conocimiento",
+        "no_sources": "No hay entradas que coincidan.",
+        "score": "puntuación",
+        "error": "Algo salió mal al responder. Vuelve a intentarlo en un momento.",
+        "empty": "El mensaje está vacío: escribe primero una pregunta.",
+        "too_long": "El mensaje es demasiado largo ({length} caracteres; el límite es {limit}). "
+        "Acórtalo, por favor.",
+        "correct_label": "Sugerir una respuesta mejor",
+        "correct_prompt": "Escribe la respuesta que Afina debería haber dado:",
+        "correct_saved": "Gracias: tu respuesta se ha guardado y servirá para mejorar a Afina.",
+        "correct_empty": "La corrección estaba vacía; no se ha guardado nada.",
+        "backend_label": "Motor de respuestas (para todos)",
+        "backend_switched": "{user} cambió el motor de respuestas a {name}.",
+        "backend_refused": "Solo un administrador puede cambiar el motor de respuestas.",
+        "not_found": "Esta conversación no está disponible.",
+    },
+}
+
+
+def locale_of(language: str | None) -> str:
+    """Afina's locale for a browser language such as ``es-ES`` (English when unsupported)."""
+    base = (language or "").split("-")[0].lower()
+    return base if base in LOCALES else "en"
+
+
+def t(locale: str, key: str, **values: object) -> str:
+    """The text ``key`` in ``locale`` with ``values`` filled in."""
+    text = TEXTS.get(locale, TEXTS["en"]).get(key) or TEXTS["en"][key]
+    return text.format(**values) if values else text

