@@ -39,6 +39,7 @@ def kind_defaults(settings: Settings, kind: str) -> dict[str, Any]:
         "language_models": dict(r.language_models),
         "min_score": r.min_score,
         "language_min_scores": dict(r.language_min_scores),
+        "language_sparse_weights": dict(r.language_sparse_weights),
         "top_k": r.top_k,
         "allow_download": r.allow_download,
     }

