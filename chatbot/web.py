@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from chatbot.runtime import Runtime, index_exists
 from chatbot.settings import Settings, get_settings
 from chatbot.ui import state
+from chatbot.ui.admin import router as admin_router
 from chatbot.ui.auth import INVALID, auth_secret, bootstrap_admin
 from chatbot.ui.mount import PATH, mount
 
@@ -99,5 +100,6 @@ def create_app(
         """The chat lives under /chat."""
         return RedirectResponse(PATH)
 
+    app.include_router(admin_router)  # before the Chainlit mount, which takes every other path
     mount(app, auth_secret(settings))
     return app

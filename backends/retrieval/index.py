@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -17,6 +14,7 @@ import numpy as np
 from scipy import sparse
 
 from backends.retrieval.embedder import Embedder, TextKind
+from backends.retrieval.files import write_folder
 from backends.threads import limit_faiss
 
 limit_faiss()
@@ -194,28 +192,19 @@ class KnowledgeIndex:
 
     def save(self, folder: Path) -> None:
         """Write the index atomically: a half-written index never replaces a good one."""
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".index-", dir=folder.parent))
-        try:
-            (tmp / "meta.json").write_text(json.dumps(asdict(self.meta), indent=2))
-            with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
-                for e in self.entries:
-                    out.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
-            np.save(tmp / "row_entry.npy", self.row_entry)
-            np.save(tmp / "vectors.npy", self.vectors)
-            if self.sparse is not None:
-                sparse.save_npz(tmp / "sparse.npz", self.sparse)
-            faiss.write_index(self._faiss, str(tmp / "index.faiss"))
-            old = folder.with_name(folder.name + ".old")
-            if folder.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        write_folder(folder, self._write)
+
+    def _write(self, folder: Path) -> None:
+        """Write the index files into an empty ``folder``."""
+        (folder / "meta.json").write_text(json.dumps(asdict(self.meta), indent=2))
+        with (folder / "entries.jsonl").open("w", encoding="utf-8") as out:
+            for e in self.entries:
+                out.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+        np.save(folder / "row_entry.npy", self.row_entry)
+        np.save(folder / "vectors.npy", self.vectors)
+        if self.sparse is not None:
+            sparse.save_npz(folder / "sparse.npz", self.sparse)
+        faiss.write_index(self._faiss, str(folder / "index.faiss"))
 
     @classmethod
     def load(cls, folder: Path, *, model: str | None = None) -> KnowledgeIndex:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from backends.retrieval.defaults import DEFAULT_LANGUAGE_MODELS
 from backends.retrieval.embedder import embedder_name
+from backends.retrieval.files import write_folder
 from backends.retrieval.index import Entry, KnowledgeIndex, KnowledgeIndexError
 
 ANY = "any"  # the group of a knowledge base whose entries carry no locale
@@ -78,21 +76,12 @@ class IndexSet:
 
     def save(self, root: Path) -> None:
         """Write all indexes, then swap the folder: readers never see a mix of versions."""
-        root = Path(root)
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".indexes-", dir=root.parent))
-        try:
+
+        def fill(folder: Path) -> None:
             for group, index in self.indexes.items():
-                index.save(tmp / group)
-            old = root.with_name(root.name + ".old")
-            if root.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(root, old)
-            os.replace(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                index.save(folder / group)
+
+        write_folder(root, fill)
 
 
 def _subfolders(root: Path) -> list[Path]:

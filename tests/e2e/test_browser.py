@@ -285,3 +285,42 @@ def test_serve_created_the_admin_and_an_auth_secret(server: Server):
     with server.sessions() as session:
         admin = store.get_user(session=session, username="admin")
         assert admin is not None and admin.role == "admin"
+
+
+def test_admin_downloads_an_export_and_agents_are_refused(server: Server, open_chat):
+    """The export download of the web app: admins get a zip (recorded as an export), others not."""
+    import io
+    import zipfile
+
+    import requests
+
+    from chatbot.db.models import Export
+
+    ask(open_chat(server, "carmen"), "my email is carmen@example.com, how much is shipping?")
+
+    def session_for(username: str, password: str) -> requests.Session:
+        http = requests.Session()
+        login = http.post(
+            f"{server.chat}/login", data={"username": username, "password": password}, timeout=10
+        )
+        assert login.ok
+        return http
+
+    assert requests.get(f"{server.url}/admin/export", timeout=30).status_code == 401
+    agent = session_for("bob", PASSWORD).get(f"{server.url}/admin/export", timeout=30)
+    assert agent.status_code == 403
+    bad = session_for("admin", ADMIN_PASSWORD).get(
+        f"{server.url}/admin/export", params={"rating": "great"}, timeout=30
+    )
+    assert bad.status_code == 400 and "rating" in bad.json()["detail"]
+    got = session_for("admin", ADMIN_PASSWORD).get(f"{server.url}/admin/export", timeout=120)
+    assert got.status_code == 200
+    assert got.headers["content-type"] == "application/zip"
+    files = zipfile.ZipFile(io.BytesIO(got.content))
+    names = set(files.namelist())
+    assert {"train.jsonl", "report.json"} <= names
+    exported = "".join(files.read(n).decode() for n in names if n.endswith(".jsonl"))
+    assert "carmen@example.com" not in exported  # redacted by default
+    with server.sessions() as session:
+        export = session.scalars(select(Export).order_by(Export.id.desc())).first()
+    assert export is not None and export.created_by is not None
