@@ -102,8 +102,9 @@ def test_checksums_keep_ordinary_numbers():
 
 def test_secrets_in_urls_and_api_keys_are_replaced():
     redactor = Redactor()
+    fake_key = "sk-" + "abcdefghijklmnopqrstu"  # built at run time: no key-shaped literal
     out = redactor.redact(
-        "https://bob:hunter2@host.example/x?api_key=abc123&lang=en and sk-abcdefghijklmnopqrstu"
+        f"https://bob:hunter2@host.example/x?api_key=abc123&lang=en and {fake_key}"
     )
     assert "hunter2" not in out and "abc123" not in out and "sk-abc" not in out
     assert "lang=en" in out and "https://bob:<SECRET_1>@host.example" in out
