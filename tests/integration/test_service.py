@@ -212,3 +212,18 @@ async def test_answer_follows_the_language_the_customer_writes_in(runtime: Runti
     with runtime.sessions() as session:
         assert store.get_conversation(session=session, conversation_id=conversation).locale == "es"
     assert {s.locale for s in follow.result.meta.sources} == {"es"}
+
+
+async def test_unclear_language_is_answered_from_the_knowledge_base_that_knows_it(
+    runtime: Runtime,
+):
+    """ "envio gratis?" is too short for the detector (Spanish at 0.73, below its bar), so the
+    new English conversation keeps English; the English index hands over, the Spanish one
+    knows the question: the answer is Spanish and the conversation follows it."""
+    conversation = await new_conversation(runtime, locale="en")
+    reply = runtime.service.reply(conversation_id=conversation, text="envio gratis?")
+    text = "".join([c async for c in reply])
+    assert text.startswith("El envío es gratis")
+    assert not reply.result.meta.handoff and reply.result.meta.sources[0].locale == "es"
+    with runtime.sessions() as session:
+        assert store.get_conversation(session=session, conversation_id=conversation).locale == "es"

