@@ -111,7 +111,9 @@ class ChatModelBackend(Backend):
 
                 r = self.options.retrieval
                 self._embedder = load_embedder(
-                    str(r.get("model", "")), allow_download=bool(r.get("allow_download", False))
+                    str(r.get("model", "")),
+                    allow_download=bool(r.get("allow_download", False)),
+                    model_cache=str(r.get("model_cache", "")),
                 )
             return self._embedder
 

