@@ -150,8 +150,8 @@ class RetrievalBackend(Backend):
         found = self._answer_in(text, locale)
         if found.best is not None or not unsure:
             return found
-        others = [self._answer_in(text, group) for group in self.load().indexes]
-        passing = [a for a in others if a.best is not None and a.group != found.group]
+        others = [self._answer_in(text, g) for g in self.load().indexes if g != found.group]
+        passing = [a for a in others if a.best is not None]
         if not passing:
             return found
         return max(passing, key=self._margin)
