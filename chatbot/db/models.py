@@ -82,6 +82,9 @@ class Conversation(Base):
     exclude_from_training: Mapped[bool] = mapped_column(Boolean, default=False)
     # a split this conversation is pinned to (e.g. "test"): later exports keep it there
     pinned_split: Mapped[str | None] = mapped_column(String(16))
+    # where the chat came from: "chat" (a person), "eval" (an evaluation run; never trained on,
+    # never in an agent's history) or "demo" (`afina demo chats`)
+    origin: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
 
     messages: Mapped[list[Message]] = relationship(
@@ -207,3 +210,123 @@ class ExportItem(Base):
     )
     conversation_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     split: Mapped[str] = mapped_column(String(16))
+
+
+FINETUNE_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class FinetuneJob(Base):
+    """One fine-tuning job, local or remote: what it trained on, how it went, what it made.
+
+    Lineage: an answer's ``messages.backend_name`` -> ``backends`` -> ``finetune_jobs.backend_name``
+    -> ``export_id`` -> ``export_items`` -> the conversations it learned from.
+    """
+
+    __tablename__ = "finetune_jobs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # "local" (CPU, bundled SmolLM2) or "openai" (any OpenAI-compatible jobs API)
+    provider: Mapped[str] = mapped_column(String(32))
+    base_model: Mapped[str] = mapped_column(String(255))
+    # remote providers: endpoint and the NAME of the variable holding the key (never the key)
+    base_url: Mapped[str | None] = mapped_column(String(512))
+    api_key_env: Mapped[str | None] = mapped_column(String(128))
+    suffix: Mapped[str | None] = mapped_column(String(64))
+    # e.g. "lora", "full" (local) or "supervised", "dpo" (remote)
+    method: Mapped[str] = mapped_column(String(32), default="lora")
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    export_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exports.id", ondelete="SET NULL"), index=True
+    )
+    # file name -> sha256 of the export files it trained on, as they were when it started
+    export_files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    # asked to stop by `afina finetune cancel` (another process); the runner honours it
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # [{"step", "epoch", "train_loss", "val_loss", "at"}, ...] in order
+    metrics: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # [{"at", "level", "message"}, ...] in order (the provider's events for remote jobs)
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    artefact_path: Mapped[str | None] = mapped_column(String(1024))
+    artefact_sha256: Mapped[str | None] = mapped_column(String(64))
+    remote_job_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    remote_model_id: Mapped[str | None] = mapped_column(String(255))
+    # billed training tokens (remote) or tokens trained on (local); wall seconds of training
+    trained_tokens: Mapped[int | None] = mapped_column(Integer)
+    train_seconds: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    # the backend registered on success
+    backend_name: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class EvalRun(Base):
+    """One evaluation: backends answering a question set (or held-out chats), and the summary."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'succeeded', 'failed', 'cancelled')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    # {"questions": file name, "sha256": ...} or {"export_id": ..., "split": ...}
+    source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    backends: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # judge backend and its prompt, bootstrap resamples, seed, volumes for the break-even
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # per backend: metrics with 95% confidence intervals; break-even
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class EvalResult(Base):
+    """One backend's answer to one evaluation item, with its scores and provenance."""
+
+    __tablename__ = "eval_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"), index=True)
+    backend_name: Mapped[str] = mapped_column(String(64))
+    # the question's id in its set (or "<conversation id>:<turn>" for a replayed chat)
+    item_key: Mapped[str] = mapped_column(String(128))
+    question: Mapped[str] = mapped_column(LongText)
+    language: Mapped[str | None] = mapped_column(String(16))
+    in_scope: Mapped[bool] = mapped_column(Boolean, default=True)
+    expected_entry: Mapped[str | None] = mapped_column(String(128))
+    reference: Mapped[str | None] = mapped_column(LongText)
+    answer: Mapped[str | None] = mapped_column(LongText)
+    conversation_id: Mapped[str | None] = mapped_column(String(36))
+    message_id: Mapped[str | None] = mapped_column(String(36))
+    handoff: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    fallback_from: Mapped[str | None] = mapped_column(String(64))
+    # quality: right entry (retrieval), similarity to the reference, share of key facts, judge
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+    similarity: Mapped[float | None] = mapped_column(Float)
+    key_facts: Mapped[float | None] = mapped_column(Float)
+    judge_score: Mapped[float | None] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    # provenance of the answer, so runs months apart can be compared
+    backend_config_hash: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(255))
+    index_version: Mapped[str | None] = mapped_column(String(64))
+    example_set: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

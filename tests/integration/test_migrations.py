@@ -17,6 +17,10 @@ TABLES = {
     "corrections",
     "backends",
     "app_settings",
+    "exports",
+    "finetune_jobs",
+    "eval_runs",
+    "eval_results",
 }
 
 
