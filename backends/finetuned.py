@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from backends.base import BackendError
 from backends.llm_backend import COMMON_KEYS, ChatModelBackend, LLMOptions, check_keys
-from backends.openai_chat import Endpoint
+from backends.openai_chat import Endpoint, message
 
 DEFAULT_SYSTEM = "You are Afina, a customer-support assistant. Answer briefly."
+# ``adapter``: a LoRA adapter GGUF served next to its base model; ``lora_id``: its id on that
+# server (set by `afina llm serve`), sent per request as llama.cpp's ``lora`` field.
+KEYS = COMMON_KEYS | {"adapter", "lora_id"}
 
 
 class FineTunedBackend(ChatModelBackend):
@@ -16,14 +20,37 @@ class FineTunedBackend(ChatModelBackend):
 
     kind = "finetuned"
 
+    def __init__(self, *args: Any, adapter: str = "", lora_id: int | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.adapter, self.lora_id = adapter, lora_id
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **kw: Any) -> FineTunedBackend:
-        """Build from a stored config: endpoint and model id, optional system prompt."""
-        check_keys(cls.kind, config, COMMON_KEYS)
+        """Build from a stored config: endpoint and model id, optional system prompt and LoRA."""
+        check_keys(cls.kind, config, KEYS)
+        lora_id = config.get("lora_id")
         return cls(
-            Endpoint.from_config(config), LLMOptions.from_config(config, DEFAULT_SYSTEM), **kw
+            Endpoint.from_config(config),
+            LLMOptions.from_config(config, DEFAULT_SYSTEM),
+            adapter=str(config.get("adapter") or ""),
+            lora_id=None if lora_id is None else int(lora_id),
+            **kw,
         )
 
+    def extra_body(self) -> dict[str, Any] | None:
+        """Switch the server's LoRA adapter on for this request only (others stay at 0)."""
+        if self.lora_id is not None:
+            return {"lora": [{"id": self.lora_id, "scale": 1.0}]}
+        if self.adapter:
+            raise BackendError(
+                message("model", "en"),
+                retryable=False,
+                detail=f"the LoRA adapter {self.adapter} is not loaded: (re)start "
+                "`afina llm serve`, which loads registered fine-tunes",
+            )
+        return None
+
     def provenance(self) -> dict[str, Any]:
-        """The fine-tuned model id (also in ``messages.model``) and the endpoint."""
-        return {**super().provenance(), "fine_tuned_model": self.endpoint.model}
+        """The fine-tuned model id (also in ``messages.model``), the endpoint and the adapter."""
+        extra = {"adapter": self.adapter, "lora_id": self.lora_id} if self.adapter else {}
+        return {**super().provenance(), "fine_tuned_model": self.endpoint.model, **extra}

@@ -94,6 +94,10 @@ class ChatModelBackend(Backend):
         """Examples to put in the prompt, most useful first (blocking); none by default."""
         return []
 
+    def extra_body(self) -> dict[str, Any] | None:
+        """Endpoint-specific request fields (none by default)."""
+        return None
+
     def provenance(self) -> dict[str, Any]:
         """Backend-specific facts stored with every answer."""
         return {
@@ -157,6 +161,7 @@ class ChatModelBackend(Backend):
             max_tokens=self.options.max_tokens,
             temperature=self.options.temperature,
             locale=conversation.locale,
+            extra_body=self.extra_body(),
         ):
             yield text
 

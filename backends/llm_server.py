@@ -70,12 +70,19 @@ def start(
     context_tokens: int = 4096,
     host: str = "127.0.0.1",
     ready_timeout_s: float = 60.0,
+    adapters: list[Path] | None = None,
 ) -> LocalServer:
-    """Start llama.cpp on one thread (FACTS.md) and return once ``/health`` says it is ready."""
+    """Start llama.cpp on one thread (FACTS.md) and return once ``/health`` says it is ready.
+
+    ``lora`` applies one adapter to every request; ``adapters`` are loaded switched off, and a
+    request turns one on with ``"lora": [{"id": i, "scale": 1.0}]`` (i = position in the list).
+    With ``adapters`` the prompt cache is off: llama.cpp would otherwise reuse a prompt's cached
+    state computed under another adapter (measured: a base answer changed after a LoRA request).
+    """
     import xllamacpp as xlc
 
     path = Path(model_path) if model_path else bundled_model_path()
-    for label, file in (("model", path), ("LoRA adapter", lora)):
+    for label, file in (("model", path), ("LoRA adapter", lora), *_labelled(adapters)):
         if file is not None and not Path(file).is_file():
             raise ServerError(f"{label} file {file} not found: give an existing GGUF file")
     params = xlc.CommonParams()
@@ -90,6 +97,10 @@ def start(
     params.cpuparams_batch.n_threads = 1
     if lora is not None:
         params.lora_adapters = [xlc.CommonAdapterLoraInfo(str(lora), 1.0)]
+    elif adapters:
+        params.lora_adapters = [xlc.CommonAdapterLoraInfo(str(a), 0.0) for a in adapters]
+        params.lora_init_without_apply = True
+        params.cache_prompt = False
     try:
         server = xlc.Server(params)
     except Exception as exc:  # llama.cpp reports failures as bare runtime errors
@@ -104,6 +115,11 @@ def start(
         running.close()
         raise
     return running
+
+
+def _labelled(adapters: list[Path] | None) -> list[tuple[str, Path]]:
+    """("LoRA adapter", path) pairs for the existence check."""
+    return [("LoRA adapter", Path(a)) for a in adapters or []]
 
 
 def wait_ready(url: str, timeout_s: float) -> None:

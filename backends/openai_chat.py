@@ -125,8 +125,12 @@ class ChatClient:
         max_tokens: int,
         temperature: float,
         locale: str = "en",
+        extra_body: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[str]:
-        """Yield the answer's text; record model, token usage and finish reason on ``meta``."""
+        """Yield the answer's text; record model, token usage and finish reason on ``meta``.
+
+        ``extra_body``: endpoint-specific request fields (llama.cpp's per-request ``lora``).
+        """
         client = self._sdk(locale)
         meta.model = self.endpoint.model
         produced = False
@@ -138,6 +142,7 @@ class ChatClient:
                 temperature=temperature,
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_body=dict(extra_body) if extra_body else None,
             )
             async for chunk in stream:
                 if chunk.model:

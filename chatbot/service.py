@@ -21,6 +21,7 @@ from chatbot.settings import ChatSettings
 
 log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")  # not text: unstorable as UTF-8
 TITLE_CHARS = 80
 FALLBACK_NOTE = {
     "en": "Here is an answer from the backup assistant instead:",
@@ -33,8 +34,9 @@ UNEXPECTED = {
 
 
 def clean_text(text: str, limit: int) -> str:
-    """The question without control characters; empty or over ``limit`` is an ``InputError``."""
-    cleaned = _CONTROL.sub("", text).strip()
+    """The question without control characters (lone surrogates become U+FFFD, so the question
+    is kept); empty or over ``limit`` is an ``InputError``."""
+    cleaned = _LONE_SURROGATE.sub("\ufffd", _CONTROL.sub("", text)).strip()
     if not cleaned:
         raise InputError("The message is empty: type a question first.")
     if len(cleaned) > limit:
@@ -92,10 +94,14 @@ class ChatService:
         text: str,
         user_message_id: str | None = None,
         reply_id: str | None = None,
+        backend: str | None = None,
     ) -> Reply:
-        """Validate the question now (``InputError``); stream the answer by iterating the result."""
+        """Validate the question now (``InputError``); stream the answer by iterating the result.
+
+        ``backend`` names the backend for this one turn (the evaluator); default: the active one.
+        """
         question = clean_text(text, self._chat.max_message_chars)
-        return Reply(self, conversation_id, question, user_message_id, reply_id)
+        return Reply(self, conversation_id, question, user_message_id, reply_id, backend)
 
     # steps of one turn, run off the event loop ------------------------------------------------
     def _store_question(self, conversation_id: str, question: str, message_id: str | None):
@@ -176,8 +182,10 @@ class Reply:
         question: str,
         user_message_id: str | None,
         reply_id: str | None,
+        backend: str | None = None,
     ):
         self._service = service
+        self._backend = backend
         self._conversation_id = conversation_id
         self._question = question
         self._user_message_id = user_message_id
@@ -198,7 +206,7 @@ class Reply:
         chunks: list[str] = []
         start = time.perf_counter()
         try:
-            resolved = await asyncio.to_thread(service._pool.resolve)
+            resolved = await asyncio.to_thread(service._pool.resolve, self._backend)
             result.backend_name = resolved.name
             async for chunk in self._relay(resolved, view, chunks, start):
                 yield chunk

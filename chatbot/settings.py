@@ -74,6 +74,10 @@ class ChatSettings(BaseModel):
     detect_language: bool = True
     # The user that owns conversations started from the terminal.
     cli_user: str = "local"
+    # Seconds an LLM backend may take to its first token, and between two tokens; past either
+    # the turn stops waiting (what streamed is kept) and the fallback backend answers.
+    first_token_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    idle_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
 
 class WebSettings(BaseModel):
@@ -85,6 +89,9 @@ class WebSettings(BaseModel):
     auth_secret: SecretStr = SecretStr("")
     # Password of the `admin` user created on the first start. Empty: a random one, printed once.
     admin_password: SecretStr = SecretStr("")
+    # Other web origins (e.g. https://intranet.example.com) whose pages may call the chat with
+    # the login cookie (CORS) and open its websocket. Empty: the chat's own origin only.
+    allowed_origins: list[str] = Field(default_factory=list)
 
 
 class LLMSettings(BaseModel):
@@ -98,6 +105,8 @@ class LLMSettings(BaseModel):
     api_key_env: str = ""
     # Port of `afina llm serve` (0 = any free port) and its context window in tokens.
     port: int = Field(default=8766, ge=0, le=65535)
+    # Port of the second server `afina llm serve` starts for local LoRA fine-tunes (0 = any).
+    finetune_port: int = Field(default=8767, ge=0, le=65535)
     context_tokens: int = Field(default=4096, ge=256, le=1_000_000)
     # Seconds to wait for the endpoint, and how often the openai SDK retries a failed call.
     timeout_s: float = Field(default=30.0, gt=0, le=600)
@@ -114,6 +123,7 @@ class LLMSettings(BaseModel):
     prices: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {
             "smollm2": (0.0, 0.0),
+            "ft:smollm2": (0.0, 0.0),
             "sentence-transformers/all-MiniLM-L6-v2": (0.0, 0.0),
             "gpt-4o-mini": (0.15, 0.60),
             "gpt-4.1-mini": (0.40, 1.60),
@@ -139,12 +149,62 @@ class TrainingSettings(BaseModel):
     max_example_tokens: int = Field(default=65_536, ge=256, le=2_000_000)
     # USD per 1M training tokens, for the cost estimate.
     price_per_million_tokens: float = Field(default=3.0, ge=0)
+    # USD per 1M billed training tokens by base model (longest matching name prefix wins) for
+    # the cost of a remote fine-tuning job; models not listed use price_per_million_tokens.
+    model_prices: dict[str, float] = Field(
+        default_factory=lambda: {
+            "gpt-4o-mini": 3.0,
+            "gpt-4o": 25.0,
+            "gpt-4.1-nano": 1.5,
+            "gpt-4.1-mini": 5.0,
+            "gpt-4.1": 25.0,
+        }
+    )
     validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     seed: int = 0
     # Conversations whose user side is at least this similar (cosine, retrieval embedder)
     # are kept in the same split.
     near_duplicate_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+
+
+class EvalSettings(BaseModel):
+    """`afina eval`: bootstrap, failure handling, time budget and break-even prices."""
+
+    # The system user that owns evaluation conversations (never an agent's history).
+    user: str = "afina-eval"
+    # Bootstrap resamples for the 95% confidence intervals, and the seed of resamples/subsets.
+    bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
+    seed: int = 0
+    # A backend that fails this many answers in a row is stopped (reported, not fatal).
+    fail_streak: int = Field(default=5, ge=1, le=1000)
+    # A run stops (marked cancelled, partial results kept) after this many minutes.
+    time_budget_min: float = Field(default=120.0, gt=0, le=10_000)
+    # USD per CPU hour: what a local (CPU) fine-tune's training time cost.
+    cpu_hour_usd: float = Field(default=0.05, ge=0)
+    # Model in AFINA_LLM_PRICES that prices the tokens of free local models in the break-even
+    # ("what these tokens would cost on a paid API"); empty = measured costs only.
+    price_model: str = "gpt-4o-mini"
+    # Answers per month the report's break-even starts at (the admin changes it in the page).
+    monthly_volume: int = Field(default=10_000, ge=1)
+
+
+class FinetuneSettings(BaseModel):
+    """Fine-tuning jobs (`afina finetune`): the local CPU trainer's defaults."""
+
+    # "lora" (an adapter GGUF served next to the base model) or "full" (a merged model GGUF).
+    method: Literal["lora", "full"] = "lora"
+    epochs: int = Field(default=3, ge=1, le=100)
+    # Learning rate of each method (LoRA trains few weights and takes a larger one).
+    lora_learning_rate: float = Field(default=1e-3, gt=0, le=1)
+    full_learning_rate: float = Field(default=5e-5, gt=0, le=1)
+    lora_rank: int = Field(default=16, ge=1, le=256)
+    lora_alpha: float = Field(default=32.0, gt=0)
+    batch_size: int = Field(default=8, ge=1, le=512)
+    # Tokens per example the local trainer sees; longer examples are cut from the end.
+    max_seq_tokens: int = Field(default=256, ge=16, le=8192)
+    # Wall-clock budget of a local job; when it runs out the best state so far is kept.
+    max_minutes: float = Field(default=30.0, gt=0, le=10_000)
 
 
 class Settings(BaseSettings):
@@ -164,8 +224,10 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     chat: ChatSettings = ChatSettings()
     training: TrainingSettings = TrainingSettings()
+    finetune: FinetuneSettings = FinetuneSettings()
     llm: LLMSettings = LLMSettings()
     web: WebSettings = WebSettings()
+    eval: EvalSettings = EvalSettings()
 
     @property
     def database_url(self) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -14,11 +15,38 @@ from chatbot.runtime import Runtime, index_exists
 from chatbot.settings import Settings, get_settings
 from chatbot.ui import state
 from chatbot.ui.admin import router as admin_router
-from chatbot.ui.auth import INVALID, auth_secret, bootstrap_admin
+from chatbot.ui.auth import (
+    INVALID,
+    LOGIN_ATTEMPT,
+    TooManyAttempts,
+    auth_secret,
+    bootstrap_admin,
+)
+from chatbot.ui.feedback import router as feedback_router
+from chatbot.ui.guard import CLOSED_PATHS, origin_allowed
 from chatbot.ui.mount import PATH, mount
 
 log = logging.getLogger(__name__)
 PasswordNotice = Callable[[str], None]
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+async def _login(request: Request, call_next) -> Response:
+    """POST /chat/login: the client's address goes to the throttle; a failure is a plain
+    "invalid credentials" (not Chainlit's 'credentialssignin'), a throttled try a 429."""
+    attempt: dict[str, Any] = {"client": request.client.host if request.client else None}
+    token = LOGIN_ATTEMPT.set(attempt)
+    try:
+        response = await call_next(request)
+    finally:
+        LOGIN_ATTEMPT.reset(token)
+    if response.status_code != 401:
+        return response
+    if "retry_after" in attempt:
+        refused = TooManyAttempts(attempt["retry_after"])
+        headers = {"Retry-After": str(refused.retry_after)}
+        return JSONResponse({"detail": str(refused)}, status_code=429, headers=headers)
+    return JSONResponse({"detail": INVALID}, status_code=401)
 
 
 def _log_password(password: str) -> None:
@@ -75,7 +103,9 @@ def create_app(
             state.set_runtime(None)
             await runtime.aclose()
 
-    app = FastAPI(title="Afina", lifespan=lifespan)
+    # no public /docs, /redoc or /openapi.json: they map every route for an attacker
+    app = FastAPI(title="Afina", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    allowed = settings.web.allowed_origins
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -87,19 +117,27 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     @app.middleware("http")
-    async def plain_login_error(request: Request, call_next) -> Response:
-        """A failed login answers a plain "invalid credentials" (not 'credentialssignin')."""
-        response = await call_next(request)
-        if request.method == "POST" and request.url.path == f"{PATH}/login":
-            if response.status_code == 401:
-                return JSONResponse({"detail": INVALID}, status_code=401)
-        return response
+    async def guard(request: Request, call_next) -> Response:
+        """Refuse foreign-origin writes and unused cookie routes; answer logins plainly."""
+        path, origin = request.url.path, request.headers.get("origin")
+        if request.method not in SAFE_METHODS and not origin_allowed(
+            origin, request.headers.get("host"), allowed
+        ):
+            log.warning("%s %s from origin %r refused", request.method, path, origin)
+            return JSONResponse({"detail": "cross-origin request refused"}, status_code=403)
+        if path.startswith(tuple(PATH + p for p in CLOSED_PATHS)):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        if request.method == "POST" and path == f"{PATH}/login":
+            return await _login(request, call_next)
+        return await call_next(request)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
         """The chat lives under /chat."""
         return RedirectResponse(PATH)
 
-    app.include_router(admin_router)  # before the Chainlit mount, which takes every other path
-    mount(app, auth_secret(settings))
+    # before the Chainlit mount, which takes every other path
+    app.include_router(admin_router)
+    app.include_router(feedback_router)
+    mount(app, auth_secret(settings), allowed_origins=allowed)
     return app

@@ -9,26 +9,42 @@ import typer
 from rich.table import Table
 
 from backends import registry
-from chatbot.backend_pool import ACTIVE_BACKEND, kind_defaults
+from chatbot.backend_pool import ACTIVE_BACKEND, LLM_KINDS, kind_defaults
 from chatbot.cli.common import console, open_runtime
 from chatbot.db import store
 from chatbot.errors import InputError
 from chatbot.settings import Settings
+from chatbot.training.finetune.platforms import shutdown_flag
 
 app = typer.Typer(help="Named answer backends.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_command() -> None:
-    """List registered backends; the active one is marked."""
+    """List registered backends; the active one is marked, a retiring model is flagged."""
     runtime = open_runtime()
     table = Table("", "name", "kind", "config")
+    notices: list[str] = []
     with runtime.sessions() as session:
         active = store.get_setting(session=session, key=ACTIVE_BACKEND)
         for record in store.list_backends(session=session):
             mark = "*" if record.name == active else ""
+            notice = _notice(runtime.settings, record.kind, record.config or {})
+            if notice:
+                mark, notices = mark + "!", [*notices, f"! {record.name}: {notice}"]
             table.add_row(mark, record.name, record.kind, json.dumps(record.config))
     console.print(table)
+    for line in notices:
+        console.print(line, style="red", markup=False, highlight=False)
+
+
+def _notice(settings: Settings, kind: str, config: dict[str, Any]) -> str:
+    """A flag when the backend's model is past (or near) an announced shutdown."""
+    if kind not in LLM_KINDS:
+        return ""
+    full = {**kind_defaults(settings, kind), **config}
+    flag = shutdown_flag(str(full.get("model") or ""), base_url=full.get("base_url") or None)
+    return flag or ""
 
 
 @app.command()

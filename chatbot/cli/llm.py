@@ -15,6 +15,7 @@ from chatbot.cli.common import console, err, open_runtime
 from chatbot.errors import ConfigError
 from chatbot.runtime import Runtime
 from chatbot.settings import get_settings
+from chatbot.training.finetune import serving
 
 app = typer.Typer(help="The local LLM server.", no_args_is_help=True)
 
@@ -33,6 +34,12 @@ def serve(
     model: Annotated[
         Path | None, typer.Option(help="A GGUF model; default: bundled SmolLM2")
     ] = None,
+    finetunes: Annotated[
+        bool, typer.Option(help="Also serve registered local LoRA fine-tunes (second server)")
+    ] = True,
+    finetune_port: Annotated[
+        int | None, typer.Option(help="Port of the fine-tunes' server; AFINA_LLM_FINETUNE_PORT")
+    ] = None,
 ) -> None:
     """Serve a chat model at an OpenAI-compatible URL on one thread until Ctrl+C."""
     settings = get_settings()
@@ -47,6 +54,7 @@ def serve(
     except llm_server.ServerError as exc:
         runtime.engine.dispose()
         raise ConfigError(str(exc)) from None
+    tuned = None
     try:
         _register(runtime, server.base_url, lora is not None)
         console.print(
@@ -54,23 +62,54 @@ def serve(
             f"{', LoRA ' + str(lora) if lora else ''}). Ctrl+C stops.",
             highlight=False,
         )
+        if finetunes and lora is None:
+            port = settings.llm.finetune_port if finetune_port is None else finetune_port
+            tuned = _serve_finetunes(runtime, model, port)
         _wait_for_stop()
     finally:
+        if tuned is not None:
+            tuned.close()
         server.close()
+        runtime.engine.dispose()
         console.print("Stopped.")
+
+
+def _serve_finetunes(
+    runtime: Runtime, model: Path | None, port: int
+) -> llm_server.LocalServer | None:
+    """Start the second server with every registered local LoRA fine-tune, switched per request."""
+    with runtime.sessions.begin() as session:
+        adapters, problems = serving.local_adapters(session=session)
+    for problem in problems:
+        err.print(f"[yellow]Not serving {problem}[/]", highlight=False)
+    tuned = None
+    if adapters:
+        try:
+            tuned = llm_server.start(
+                port=port,
+                model_path=model,
+                adapters=[a.path for a in adapters],
+                context_tokens=runtime.settings.llm.context_tokens,
+            )
+        except llm_server.ServerError as exc:
+            err.print(f"[yellow]Fine-tunes not served: {exc}[/]", highlight=False)
+    with runtime.sessions.begin() as session:
+        served = adapters if tuned else []
+        serving.assign(session=session, served=served, base_url=tuned.base_url if tuned else None)
+    if tuned is not None:
+        names = ", ".join(a.backend for a in adapters)
+        console.print(f"Serving fine-tunes {names} at {tuned.base_url}.", highlight=False)
+    return tuned
 
 
 def _register(runtime: Runtime, base_url: str, lora: bool) -> None:
     """Register the default backends for this server; warn about ones pointing elsewhere."""
     settings = runtime.settings
-    try:
-        with runtime.sessions.begin() as session:
-            added = register_llm_defaults(
-                session=session, settings=settings, base_url=base_url, lora=lora
-            )
-            stale = stale_backends(session=session, settings=settings, base_url=base_url)
-    finally:
-        runtime.engine.dispose()
+    with runtime.sessions.begin() as session:
+        added = register_llm_defaults(
+            session=session, settings=settings, base_url=base_url, lora=lora
+        )
+        stale = stale_backends(session=session, settings=settings, base_url=base_url)
     for name in added:
         err.print(f"Registered backend {name!r}; `afina backends use {name}` answers with it.")
     for name in stale:

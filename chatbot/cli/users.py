@@ -1,4 +1,4 @@
-"""``afina users``: add, list, change passwords."""
+"""``afina users``: add, list, change passwords, disable and enable."""
 
 from __future__ import annotations
 
@@ -79,4 +79,23 @@ def passwd(
         if user is None:
             raise NotFoundError(f"no user {username!r}; see 'afina users list'")
         user.password_hash = hash_password(password)
-    console.print(f"Password of {username!r} changed.")
+        store.end_sessions(session=session, user=user)
+    console.print(f"Password of {username!r} changed; their open sessions are logged out.")
+
+
+@app.command()
+def disable(username: Annotated[str, typer.Argument()]) -> None:
+    """Stop a user from logging in and end their open sessions (conversations are kept)."""
+    runtime = open_runtime()
+    with runtime.sessions.begin() as session:
+        store.set_disabled(session=session, username=username, disabled=True)
+    console.print(f"User {username!r} disabled; their open sessions are logged out.")
+
+
+@app.command()
+def enable(username: Annotated[str, typer.Argument()]) -> None:
+    """Let a disabled user log in again (with their password)."""
+    runtime = open_runtime()
+    with runtime.sessions.begin() as session:
+        store.set_disabled(session=session, username=username, disabled=False)
+    console.print(f"User {username!r} enabled.")

@@ -105,7 +105,7 @@ def list_conversations(
     query = (
         select(Conversation, User.username)
         .join(User, User.id == Conversation.user_id)
-        .where(Conversation.user_id == user_id)
+        .where(Conversation.user_id == user_id, Conversation.origin != "eval")
     )
     if search:
         needle = f"%{search.lower()}%"

@@ -66,6 +66,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # raised by logout, a password change and disabling: login cookies of older epochs are void
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Conversation(Base):
@@ -123,6 +125,9 @@ class Message(Base):
     fallback_from: Mapped[str | None] = mapped_column(String(64))
     # backend-specific provenance, e.g. few-shot example-set version, grounded sources
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # None = complete; "partial" = an answer cut off while streaming (what the user saw);
+    # "interrupted" = a question the server stopped answering (a crash), marked on the next start
+    status: Mapped[str | None] = mapped_column(String(16))
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 

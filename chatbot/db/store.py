@@ -54,6 +54,22 @@ def list_users(*, session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
+def end_sessions(*, session: Session, user: User) -> None:
+    """Void every login cookie ``user`` holds now (logout, password change, disabling)."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+    session.flush()
+
+
+def set_disabled(*, session: Session, username: str, disabled: bool) -> User:
+    """Disable (ending the user's sessions) or enable a user; ``NotFoundError`` when unknown."""
+    user = get_user(session=session, username=username)
+    if user is None:
+        raise NotFoundError(f"no user {username!r}; see 'afina users list'")
+    user.disabled = disabled
+    end_sessions(session=session, user=user)
+    return user
+
+
 # conversations and messages ----------------------------------------------------------------
 def add_conversation(
     *,

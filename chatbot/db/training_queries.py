@@ -53,7 +53,10 @@ def conversation_filter(
     corrected_only: bool = False,
 ) -> list[Any]:
     """SQL conditions on conversations; those flagged ``exclude_from_training`` never pass."""
-    conditions: list[Any] = [Conversation.exclude_from_training.is_(False)]
+    conditions: list[Any] = [
+        Conversation.exclude_from_training.is_(False),
+        Conversation.origin != "eval",  # evaluation turns never become training data
+    ]
     if since is not None:
         conditions.append(Conversation.created_at >= since)
     if until is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,13 +12,22 @@ from typing import Any
 import chainlit as cl
 from chainlit.input_widget import InputWidget, Select
 from chainlit.types import ThreadDict
+from fastapi import Request, Response
 
 from chatbot.backend_pool import ACTIVE_BACKEND
 from chatbot.db import history, store
 from chatbot.errors import AfinaError, InputError, NotFoundError
-from chatbot.service import TurnResult
+from chatbot.service import TurnResult, clean_text
 from chatbot.ui import state
-from chatbot.ui.auth import LoginThrottle, LoginUser, login
+from chatbot.ui.auth import (
+    LOGIN_ATTEMPT,
+    LoginThrottle,
+    LoginUser,
+    TooManyAttempts,
+    end_sessions,
+    login,
+    session_user,
+)
 from chatbot.ui.datalayer import ASSISTANT, AfinaDataLayer, run_db
 from chatbot.ui.render import answer_markdown, retrieval_summary, source_text, source_title
 from chatbot.ui.texts import locale_of, t
@@ -36,15 +46,42 @@ def data_layer() -> AfinaDataLayer:
 
 @cl.password_auth_callback
 async def password_login(username: str, password: str) -> cl.User | None:
-    """Check the password against ``users``; None makes Chainlit answer 401."""
-    user = await login(state.runtime().sessions, THROTTLE, username, password)
+    """Check the password against ``users``; None makes Chainlit answer 401.
+
+    The cookie carries the user's session epoch, so logout and password changes void it."""
+    attempt = LOGIN_ATTEMPT.get()
+    client = attempt.get("client") if attempt is not None else None
+    try:
+        user = await login(state.runtime().sessions, THROTTLE, username, password, client)
+    except TooManyAttempts as exc:
+        if attempt is not None:
+            attempt["retry_after"] = exc.retry_after
+        return None
     if user is None:
         return None
     return cl.User(
         identifier=user.username,
         display_name=user.display_name or user.username,
-        metadata={"role": user.role},
+        metadata={"role": user.role, "epoch": user.epoch},
     )
+
+
+@cl.on_logout
+async def logout(request: Request, response: Response) -> dict[str, bool]:
+    """Logging out voids every login cookie of the user (all browsers), not just this one."""
+    from chainlit.auth import decode_jwt, get_token_from_cookies
+
+    try:
+        claimed = decode_jwt(get_token_from_cookies(dict(request.cookies)) or "")
+    except Exception:  # no valid cookie: nothing to end
+        return {"success": True}
+    epoch = (claimed.metadata or {}).get("epoch")
+    ended = await run_db(
+        lambda s: end_sessions(session=s, username=claimed.identifier, epoch=epoch), write=True
+    )
+    if ended:
+        log.info("%s logged out: their login cookies are void", claimed.identifier)
+    return {"success": True}
 
 
 def friendly(callback: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -66,18 +103,15 @@ def _locale() -> str:
 
 
 async def _current_user() -> LoginUser | None:
-    """The logged-in user as stored now (role and disabled re-read from the database)."""
-    session_user = cl.user_session.get("user")
-    if session_user is None:
+    """The logged-in user as stored now (role, disabled and session epoch re-read): None
+    once the user logged out, changed password or was disabled since this socket connected."""
+    session_user_ = cl.user_session.get("user")
+    if session_user_ is None:
         return None
-
-    def work(session):
-        user = store.get_user(session=session, username=session_user.identifier)
-        if user is None or user.disabled:
-            return None
-        return LoginUser(user.id, user.username, user.display_name, user.role)
-
-    return await run_db(work)
+    epoch = (getattr(session_user_, "metadata", None) or {}).get("epoch")
+    return await run_db(
+        lambda s: session_user(session=s, username=session_user_.identifier, epoch=epoch)
+    )
 
 
 async def _send_backend_control(user: LoginUser | None) -> None:
@@ -145,10 +179,11 @@ async def settings_update(settings: dict[str, Any]) -> None:
 
 def _input_problem(text: str, locale: str, limit: int) -> str:
     """The rejected message's problem in the user's language."""
-    stripped = text.strip()
-    if not stripped:
+    try:
+        length = len(clean_text(text, sys.maxsize))
+    except InputError:  # nothing left once control characters are removed
         return t(locale, "empty")
-    return t(locale, "too_long", length=len(stripped), limit=limit)
+    return t(locale, "too_long", length=length, limit=limit)
 
 
 @cl.on_message
@@ -158,12 +193,11 @@ async def on_message(message: cl.Message) -> None:
     locale, runtime = _locale(), state.runtime()
     user = await _current_user()
     if user is None:
+        await cl.Message(content=f"⚠️ {t(locale, 'session_ended')}", author=ASSISTANT).send()
         return
     thread_id = cl.context.session.thread_id
-    if not await _open_conversation(thread_id, user, locale):
-        return
     reply_id = str(uuid.uuid4())
-    try:
+    try:  # validated before anything is stored: a rejected message leaves no conversation
         reply = runtime.service.reply(
             conversation_id=thread_id,
             text=message.content,
@@ -174,6 +208,8 @@ async def on_message(message: cl.Message) -> None:
         limit = runtime.settings.chat.max_message_chars
         problem = _input_problem(message.content, locale, limit)
         await cl.Message(content=f"⚠️ {problem}", author=ASSISTANT).send()
+        return
+    if not await _open_conversation(thread_id, user, locale):
         return
     search = cl.Step(name=t(locale, "retrieval"), type="retrieval")
     await search.send()

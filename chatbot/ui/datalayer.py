@@ -35,8 +35,8 @@ from chatbot.db import history, store
 from chatbot.db.models import Message
 from chatbot.errors import NotFoundError
 from chatbot.ui import state
+from chatbot.ui.auth import CURRENT_USER_ID
 from chatbot.ui.render import answer_markdown, retrieval_summary, source_text, source_title
-from chatbot.ui.texts import locale_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,6 +67,46 @@ async def run_db(work: Callable[[Any], T], *, write: bool = False) -> T:
     return await asyncio.to_thread(call)
 
 
+def _owned_answer(session, message_id: str, user_id: int | None) -> None:
+    """``NotFoundError`` unless ``user_id`` owns the conversation of ``message_id``.
+
+    Someone else's answer looks exactly like a missing one (no probing for ids)."""
+    if user_id is None or history.message_owner_id(session=session, message_id=message_id) != (
+        user_id
+    ):
+        raise NotFoundError(f"no answer {message_id!r} of yours to rate")
+
+
+async def rate(feedback: Feedback, user_id: int | None) -> str:
+    """Rate an answer of ``user_id``'s own; returns the feedback id (the answer's message id)."""
+
+    def work(session):
+        message = history.message_for_run_step(session=session, run_step_id=feedback.forId)
+        _owned_answer(session, message.id, user_id)
+        history.upsert_feedback(
+            session=session,
+            message_id=message.id,
+            user_id=user_id,
+            value=1 if feedback.value == 1 else -1,
+            comment=(feedback.comment or None),
+        )
+        return message.id
+
+    # the feedback id given to the browser is the (unguessable) message id
+    return await run_db(work, write=True)
+
+
+async def unrate(feedback_id: str, user_id: int | None) -> bool:
+    """Remove ``user_id``'s rating of their own answer ``feedback_id``."""
+
+    def work(session):
+        _owned_answer(session, feedback_id, user_id)
+        history.delete_feedback(session=session, message_id=feedback_id, user_id=user_id)
+        return True
+
+    return await run_db(work, write=True)
+
+
 class AfinaDataLayer(BaseDataLayer):
     """History, resume and feedback over Afina's tables; never a second writer of messages."""
 
@@ -94,32 +134,13 @@ class AfinaDataLayer(BaseDataLayer):
 
     # feedback ----------------------------------------------------------------------------------
     async def upsert_feedback(self, feedback: Feedback) -> str:
-        """Store a thumbs up/down (+comment) against the answer of the run step ``forId``."""
-
-        def work(session):
-            message = history.message_for_run_step(session=session, run_step_id=feedback.forId)
-            owner = history.message_owner_id(session=session, message_id=message.id)
-            history.upsert_feedback(
-                session=session,
-                message_id=message.id,
-                user_id=owner,
-                value=1 if feedback.value == 1 else -1,
-                comment=(feedback.comment or None),
-            )
-            return message.id
-
-        # the feedback id given to the browser is the (unguessable) message id
-        return await run_db(work, write=True)
+        """Store a thumbs up/down (+comment) against the answer of the run step ``forId``;
+        only the user whose cookie was checked for this request, on their own answers."""
+        return await rate(feedback, CURRENT_USER_ID.get())
 
     async def delete_feedback(self, feedback_id: str) -> bool:
-        """Remove the rating of the answer ``feedback_id`` (a message id)."""
-
-        def work(session):
-            owner = history.message_owner_id(session=session, message_id=feedback_id)
-            history.delete_feedback(session=session, message_id=feedback_id, user_id=owner)
-            return True
-
-        return await run_db(work, write=True)
+        """Remove the rating of the answer ``feedback_id`` (a message id), the owner's only."""
+        return await unrate(feedback_id, CURRENT_USER_ID.get())
 
     # steps and elements: the service stores content, so these are accepted and dropped ---------
     @queue_until_user_message()
@@ -216,13 +237,17 @@ class AfinaDataLayer(BaseDataLayer):
         metadata: dict | None = None,
         tags: list[str] | None = None,
     ) -> None:
-        """Name a conversation: its first question (created here if the turn has not yet) or
-        a rename from the sidebar. Other thread data (metadata, tags) is not kept."""
-        if not name:
+        """Rename a conversation from the sidebar. Chainlit's call with the raw first message
+        (with a user id, before the message is validated) is ignored: a rejected message must
+        leave no conversation behind, and ChatService titles it from the cleaned question.
+        Other thread data (metadata, tags) is not kept."""
+        if not name or user_id is not None:
             return
-        locale = _session_locale()
+        title = name.encode("utf-8", "replace").decode("utf-8")[: history.TITLE_CHARS]
         await run_db(
-            lambda s: _name_thread(s, thread_id, name, user_id, locale),
+            lambda s: history.rename_conversation(
+                session=s, conversation_id=thread_id, title=title
+            ),
             write=True,
         )
 
@@ -232,34 +257,6 @@ class AfinaDataLayer(BaseDataLayer):
 
     async def close(self) -> None:
         """The runtime owns the engine; nothing to close here."""
-
-
-def _session_locale() -> str:
-    """Afina's locale for the browser language of the current Chainlit session."""
-    from chainlit.context import context
-
-    try:
-        return locale_of(getattr(context.session, "language", None))
-    except Exception:  # no Chainlit session (e.g. an HTTP rename)
-        return "en"
-
-
-def _name_thread(session, thread_id: str, name: str, user_id: str | None, locale: str) -> None:
-    """First interaction (with a user id): create and title an untitled conversation.
-    Rename (no user id): replace the title of an existing conversation."""
-    if user_id is None:
-        history.rename_conversation(session=session, conversation_id=thread_id, title=name)
-        return
-    try:
-        conversation = history.ensure_conversation(
-            session=session, conversation_id=thread_id, user_id=int(user_id), locale=locale
-        )
-    except (NotFoundError, ValueError):
-        log.warning("thread %s is not %s's: not renamed", thread_id, user_id)
-        return
-    if not conversation.title:
-        conversation.title = name[: history.TITLE_CHARS]
-        session.flush()
 
 
 def thread_dict(view: history.ThreadView) -> ThreadDict:

@@ -26,6 +26,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "backend_switched": "{user} switched the answering backend to {name}.",
         "backend_refused": "Only an admin can change the answering backend.",
         "not_found": "This conversation is not available.",
+        "session_ended": "Your session has ended (logged out, password changed or account "
+        "disabled). Reload the page and log in again; your question was not sent.",
     },
     "es": {
         "welcome": "¡Hola {name}! Soy Afina. Hazme la pregunta de un cliente y responderé "
@@ -48,6 +50,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "backend_switched": "{user} cambió el motor de respuestas a {name}.",
         "backend_refused": "Solo un administrador puede cambiar el motor de respuestas.",
         "not_found": "Esta conversación no está disponible.",
+        "session_ended": "Tu sesión ha terminado (cierre de sesión, cambio de contraseña o "
+        "cuenta desactivada). Recarga la página e inicia sesión de nuevo; tu pregunta no se envió.",
     },
 }
 

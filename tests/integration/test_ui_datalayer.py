@@ -16,6 +16,7 @@ from chatbot.errors import InputError, NotFoundError
 from chatbot.runtime import Runtime
 from chatbot.settings import DatabaseSettings, Settings
 from chatbot.ui import state
+from chatbot.ui.auth import CURRENT_USER_ID
 from chatbot.ui.datalayer import AfinaDataLayer
 
 pytestmark = pytest.mark.integration
@@ -109,6 +110,7 @@ async def test_search_and_pages(runtime: Runtime):
 async def test_feedback_goes_to_the_answer_of_the_run_step(runtime: Runtime):
     layer = AfinaDataLayer()
     thread, answer, run = add_turn(runtime, "alice", "how much is shipping?")
+    CURRENT_USER_ID.set(user_id(runtime, "alice"))  # what the cookie check does per request
     feedback_id = await layer.upsert_feedback(Feedback(forId=run, value=0, comment="wrong"))
     await layer.upsert_feedback(Feedback(forId=run, value=1, comment="fine after all"))
     with runtime.sessions() as session:
@@ -127,6 +129,23 @@ async def test_feedback_goes_to_the_answer_of_the_run_step(runtime: Runtime):
         assert session.scalars(select(FeedbackRow)).all() == []
     with pytest.raises(NotFoundError):
         await layer.upsert_feedback(Feedback(forId="unknown-run", value=1))
+
+
+async def test_feedback_on_another_users_answer_is_refused(runtime: Runtime):
+    """Bob knows the run-step id of Alice's answer: he can neither rate nor unrate it."""
+    layer = AfinaDataLayer()
+    _, answer, run = add_turn(runtime, "alice", "how much is shipping?")
+    CURRENT_USER_ID.set(user_id(runtime, "alice"))
+    await layer.upsert_feedback(Feedback(forId=run, value=1, comment="mine"))
+    for who in (user_id(runtime, "bob"), None):  # None: no cookie was checked
+        CURRENT_USER_ID.set(who)
+        with pytest.raises(NotFoundError):
+            await layer.upsert_feedback(Feedback(forId=run, value=0, comment="forged"))
+        with pytest.raises(NotFoundError):
+            await layer.delete_feedback(answer)
+    with runtime.sessions() as session:
+        rows = session.scalars(select(FeedbackRow)).all()
+    assert [(r.value, r.comment) for r in rows] == [(1, "mine")]
 
 
 async def test_resumed_thread_has_question_run_retrieval_answer_and_sources(runtime: Runtime):

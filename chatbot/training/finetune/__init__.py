@@ -1,0 +1,1 @@
+"""Fine-tuning jobs: local CPU training and remote OpenAI-compatible jobs APIs."""

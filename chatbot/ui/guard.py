@@ -1,0 +1,91 @@
+"""Hardening of the mounted Chainlit app: revocable cookies, allowed origins, no API docs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, HTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from chatbot.ui import state
+from chatbot.ui.auth import CURRENT_USER_ID, ENDED, LoginUser, session_user
+
+log = logging.getLogger(__name__)
+DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+# Chainlit routes Afina does not use that hand out cookies: closed by the host app.
+CLOSED_PATHS = ("/auth/jwt", "/auth/header", "/auth/oauth")
+
+
+async def authenticate_token(token: str = "") -> Any:
+    """Chainlit's cookie check, plus: the user exists, is enabled, and the cookie's epoch is
+    current (logout, a password change and disabling raise it). 401 otherwise."""
+    from chainlit.auth import decode_jwt
+    from chainlit.user import PersistedUser
+
+    try:
+        claimed = decode_jwt(token or "")
+    except Exception as exc:
+        raise HTTPException(status_code=401, detail="Invalid authentication token") from exc
+    epoch = (claimed.metadata or {}).get("epoch")
+    sessions = state.runtime().sessions
+
+    def work() -> LoginUser | None:
+        with sessions() as session:
+            return session_user(session=session, username=claimed.identifier, epoch=epoch)
+
+    user = await asyncio.to_thread(work)
+    if user is None:
+        raise HTTPException(status_code=401, detail=ENDED)
+    CURRENT_USER_ID.set(user.id)
+    return PersistedUser(
+        id=str(user.id),
+        identifier=user.username,
+        display_name=user.display_name or user.username,
+        createdAt=user.created_at,
+        metadata={"role": user.role, "epoch": user.epoch},
+    )
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether ``origin`` (scheme://host[:port]) names the host the request was sent to."""
+    return bool(host) and urlsplit(origin).netloc.lower() == (host or "").lower()
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str]) -> bool:
+    """No Origin (not a browser's cross-origin call), the page's own origin, or a listed one."""
+    if not origin:
+        return True
+    return same_origin(origin, host) or origin.rstrip("/") in {a.rstrip("/") for a in allowed}
+
+
+def harden(chainlit_app: FastAPI, allowed_origins: list[str]) -> None:
+    """Install the cookie check, the allowed origins, and drop the API docs of Chainlit's app."""
+    import chainlit.auth
+    from chainlit.server import sio
+
+    chainlit.auth.authenticate_user = authenticate_token  # get_current_user calls it by name
+    allowed = list(allowed_origins)
+    for middleware in chainlit_app.user_middleware:
+        if middleware.cls is CORSMiddleware:
+            middleware.kwargs["allow_origins"] = allowed
+
+    def websocket_origin(origin: str | None, environ: dict[str, Any]) -> bool:
+        ok = origin_allowed(origin, environ.get("HTTP_HOST"), allowed)
+        if not ok:
+            log.warning("websocket from origin %r refused", origin)
+        return ok
+
+    sio.eio.cors_allowed_origins = websocket_origin
+    drop_docs(chainlit_app)
+
+
+def drop_docs(app: FastAPI) -> None:
+    """No public /docs, /redoc or /openapi.json (they list every route to an attacker)."""
+    app.openapi_url = app.docs_url = app.redoc_url = None
+    app.router.routes[:] = [
+        r for r in app.router.routes if getattr(r, "path", None) not in DOC_PATHS
+    ]
