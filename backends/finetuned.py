@@ -12,7 +12,8 @@ from backends.openai_chat import Endpoint, message
 DEFAULT_SYSTEM = "You are Afina, a customer-support assistant. Answer briefly."
 # ``adapter``: a LoRA adapter GGUF served next to its base model; ``lora_id``: its id on that
 # server (set by `afina llm serve`), sent per request as llama.cpp's ``lora`` field.
-KEYS = COMMON_KEYS | {"adapter", "lora_id"}
+# ``model_file``: a whole fine-tuned GGUF on its own server; ``served``: set by `afina llm serve`.
+KEYS = COMMON_KEYS | {"adapter", "lora_id", "model_file", "served"}
 
 
 class FineTunedBackend(ChatModelBackend):
@@ -20,9 +21,18 @@ class FineTunedBackend(ChatModelBackend):
 
     kind = "finetuned"
 
-    def __init__(self, *args: Any, adapter: str = "", lora_id: int | None = None, **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        adapter: str = "",
+        lora_id: int | None = None,
+        model_file: str = "",
+        served: bool = False,
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
         self.adapter, self.lora_id = adapter, lora_id
+        self.model_file, self.served = model_file, served
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **kw: Any) -> FineTunedBackend:
@@ -34,6 +44,8 @@ class FineTunedBackend(ChatModelBackend):
             LLMOptions.from_config(config, DEFAULT_SYSTEM),
             adapter=str(config.get("adapter") or ""),
             lora_id=None if lora_id is None else int(lora_id),
+            model_file=str(config.get("model_file") or ""),
+            served=bool(config.get("served", False)),
             **kw,
         )
 
@@ -41,16 +53,17 @@ class FineTunedBackend(ChatModelBackend):
         """Switch the server's LoRA adapter on for this request only (others stay at 0)."""
         if self.lora_id is not None:
             return {"lora": [{"id": self.lora_id, "scale": 1.0}]}
-        if self.adapter:
+        if self.adapter or (self.model_file and not self.served):
             raise BackendError(
                 message("model", "en"),
                 retryable=False,
-                detail=f"the LoRA adapter {self.adapter} is not loaded: (re)start "
-                "`afina llm serve`, which loads registered fine-tunes",
+                detail=f"the fine-tune {self.adapter or self.model_file} is not loaded: "
+                "(re)start `afina llm serve`, which loads registered local fine-tunes",
             )
         return None
 
     def provenance(self) -> dict[str, Any]:
         """The fine-tuned model id (also in ``messages.model``), the endpoint and the adapter."""
         extra = {"adapter": self.adapter, "lora_id": self.lora_id} if self.adapter else {}
+        extra |= {"model_file": self.model_file} if self.model_file else {}
         return {**super().provenance(), "fine_tuned_model": self.endpoint.model, **extra}

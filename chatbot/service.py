@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +16,8 @@ from backends.base import BackendError, Conversation, ReplyMeta, Turn
 from backends.language import detect_sure
 from chatbot.backend_pool import BackendPool, ResolvedBackend
 from chatbot.db import store
+from chatbot.db.session import retrying
+from chatbot.deadlines import within_deadlines
 from chatbot.errors import InputError
 from chatbot.pricing import cost_usd
 from chatbot.settings import ChatSettings
@@ -62,6 +65,8 @@ class TurnResult:
     # the backend that failed when the fallback backend produced this answer
     fallback_from: str | None = None
     cost_usd: float | None = None
+    # None = complete; "partial" = cut off after some text (stored as shown, with the error)
+    status: str | None = None
 
 
 class ChatService:
@@ -152,7 +157,7 @@ class ChatService:
                 session=session,
                 conversation_id=conversation_id,
                 role="assistant",
-                content=result.error or result.text,
+                content=result.text if result.status else (result.error or result.text),
                 backend_name=resolved.name if resolved else None,
                 backend_config_hash=resolved.config_hash if resolved else None,
                 model=meta.model,
@@ -167,6 +172,7 @@ class ChatService:
                 cost_usd=result.cost_usd,
                 fallback_from=result.fallback_from,
                 details=meta.details or None,
+                status=result.status,
                 **fields,
             )
             return message.id
@@ -193,21 +199,55 @@ class Reply:
         self._answered_by: ResolvedBackend | None = None
 
     def __aiter__(self) -> AsyncIterator[str]:
-        return self._run()
+        return self._kept()
 
-    async def _run(self) -> AsyncIterator[str]:
+    async def _kept(self) -> AsyncIterator[str]:
+        """The turn; when the reader stops early (Stop, a closed tab, a cancelled task, a
+        shutdown) what was already shown is stored, marked "partial" (or "interrupted")."""
+        self._chunks: list[str] = []
+        self._resolved: ResolvedBackend | None = None
+        self._open = False  # the question is stored and its answer is not yet
+        async with contextlib.aclosing(self._run()) as turn:
+            try:
+                async for chunk in turn:
+                    yield chunk
+            finally:
+                if self._open:
+                    await asyncio.shield(asyncio.to_thread(self._store_cut))
+
+    def _store_cut(self) -> None:
+        """Store what the user saw of an answer that was cut off (blocking)."""
+        result = self.result
+        result.text = "".join(self._chunks)
+        result.status = "partial" if result.text else "interrupted"
+        result.error = result.error or "the answer was interrupted before it finished"
+        result.reply_id = retrying(
+            self._service._store_answer,
+            self._conversation_id,
+            result,
+            self._resolved,
+            result.error,
+        )
+        self._open = False
+
+    async def _run(self) -> AsyncGenerator[str, None]:
         service, result = self._service, self.result
         result.user_message_id, view = await asyncio.to_thread(
-            service._store_question, self._conversation_id, self._question, self._user_message_id
+            retrying,
+            service._store_question,
+            self._conversation_id,
+            self._question,
+            self._user_message_id,
         )
+        self._open = True
         resolved: ResolvedBackend | None = None
         detail: str | None = None
         failure: BackendError | None = None
-        chunks: list[str] = []
+        chunks = self._chunks
         start = time.perf_counter()
         try:
             resolved = await asyncio.to_thread(service._pool.resolve, self._backend)
-            result.backend_name = resolved.name
+            result.backend_name, self._resolved = resolved.name, resolved
             async for chunk in self._relay(resolved, view, chunks, start):
                 yield chunk
         except BackendError as exc:
@@ -229,16 +269,27 @@ class Reply:
             prices = service._pool.settings.llm.prices
             m = result.meta
             result.cost_usd = cost_usd(prices, m.model, m.input_tokens, m.output_tokens)
+        elif chunks:  # failed after some text: keep what the user saw, with the error
+            result.status = "partial"
         result.reply_id = await asyncio.to_thread(
-            service._store_answer, self._conversation_id, result, resolved, detail
+            retrying, service._store_answer, self._conversation_id, result, resolved, detail
         )
+        self._open = False
 
     async def _relay(
         self, resolved: ResolvedBackend, view: Conversation, chunks: list[str], start: float
     ) -> AsyncIterator[str]:
         """Stream ``resolved``'s answer into ``chunks``, timing the first chunk."""
-        result = self.result
-        async for chunk in resolved.backend.stream(view, result.meta):
+        result, chat = self.result, self._service._chat
+        stream = resolved.backend.stream(view, result.meta)
+        if resolved.kind != "retrieval":  # a remote model may hang: deadlines, then fallback
+            stream = within_deadlines(
+                stream,
+                first_s=chat.first_token_timeout_s,
+                idle_s=chat.idle_timeout_s,
+                locale=view.locale,
+            )
+        async for chunk in stream:
             if result.ttft_ms is None:
                 result.ttft_ms = (time.perf_counter() - start) * 1000
             chunks.append(chunk)

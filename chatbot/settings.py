@@ -187,6 +187,13 @@ class EvalSettings(BaseModel):
     price_model: str = "gpt-4o-mini"
     # Answers per month the report's break-even starts at (the admin changes it in the page).
     monthly_volume: int = Field(default=10_000, ge=1)
+    # Question files (comma-separated JSONL) the web page's button evaluates; empty = the
+    # bundled held-out and out-of-scope questions.
+    questions: str = ""
+
+    def question_files(self) -> list[Path]:
+        """The question files the web page evaluates."""
+        return [Path(p.strip()) for p in self.questions.split(",") if p.strip()]
 
 
 class FinetuneSettings(BaseModel):

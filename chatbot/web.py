@@ -22,6 +22,7 @@ from chatbot.ui.auth import (
     auth_secret,
     bootstrap_admin,
 )
+from chatbot.ui.evaluations import router as evaluations_router
 from chatbot.ui.feedback import router as feedback_router
 from chatbot.ui.guard import CLOSED_PATHS, origin_allowed
 from chatbot.ui.mount import PATH, mount
@@ -139,5 +140,6 @@ def create_app(
     # before the Chainlit mount, which takes every other path
     app.include_router(admin_router)
     app.include_router(feedback_router)
+    app.include_router(evaluations_router)
     mount(app, auth_secret(settings), allowed_origins=allowed)
     return app

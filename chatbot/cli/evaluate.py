@@ -62,7 +62,10 @@ def run(
             training_cost=training_cost,
         )
         run_id = jobs.start(runtime, the_plan)
-        err.print(f"evaluation run {run_id}: {len(the_plan.items)} items x {len(the_plan.backends)} backends")
+        err.print(
+            f"evaluation run {run_id}: {len(the_plan.items)} items x "
+            f"{len(the_plan.backends)} backends"
+        )
         status, reason = _execute(runtime, run_id, the_plan)
         jobs.finish(runtime, run_id, status, reason)
         _show(runtime, run_id)
@@ -151,7 +154,8 @@ def _show(runtime: Runtime, run_id: int) -> None:
             name,
             _stat(m["similarity"]),
             _stat(m["key_facts"], 100, "%"),
-            f"{_stat(m['handoff_in_scope'], 100, '%')} / {_stat(m['handoff_out_of_scope'], 100, '%')}",
+            f"{_stat(m['handoff_in_scope'], 100, '%')} / "
+            f"{_stat(m['handoff_out_of_scope'], 100, '%')}",
             f"{_stat(m['latency_p50'], digits=0)} / {_stat(m['latency_p95'], digits=0)}",
             f"{_stat(m['input_tokens'], digits=0)} / {_stat(m['output_tokens'], digits=0)}",
             _stat(m["cost_per_1000"], digits=4),

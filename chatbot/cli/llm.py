@@ -54,7 +54,7 @@ def serve(
     except llm_server.ServerError as exc:
         runtime.engine.dispose()
         raise ConfigError(str(exc)) from None
-    tuned = None
+    tuned: list[llm_server.LocalServer] = []
     try:
         _register(runtime, server.base_url, lora is not None)
         console.print(
@@ -67,8 +67,8 @@ def serve(
             tuned = _serve_finetunes(runtime, model, port)
         _wait_for_stop()
     finally:
-        if tuned is not None:
-            tuned.close()
+        for extra in tuned:
+            extra.close()
         server.close()
         runtime.engine.dispose()
         console.print("Stopped.")
@@ -76,30 +76,39 @@ def serve(
 
 def _serve_finetunes(
     runtime: Runtime, model: Path | None, port: int
-) -> llm_server.LocalServer | None:
-    """Start the second server with every registered local LoRA fine-tune, switched per request."""
+) -> list[llm_server.LocalServer]:
+    """Serve registered local fine-tunes: LoRA adapters on one second server, switched per
+    request; each full fine-tune on a server of its own (any free port)."""
     with runtime.sessions.begin() as session:
-        adapters, problems = serving.local_adapters(session=session)
+        found, problems = serving.local_artefacts(session=session)
     for problem in problems:
         err.print(f"[yellow]Not serving {problem}[/]", highlight=False)
-    tuned = None
-    if adapters:
-        try:
+    adapters = [a for a in found if a.kind == "adapter"]
+    servers: list[llm_server.LocalServer] = []
+    served: dict[str, tuple[str, int | None]] = {}
+    context = runtime.settings.llm.context_tokens
+    try:
+        if adapters:
+            paths = [a.path for a in adapters]
             tuned = llm_server.start(
-                port=port,
-                model_path=model,
-                adapters=[a.path for a in adapters],
-                context_tokens=runtime.settings.llm.context_tokens,
+                port=port, model_path=model, adapters=paths, context_tokens=context
             )
-        except llm_server.ServerError as exc:
-            err.print(f"[yellow]Fine-tunes not served: {exc}[/]", highlight=False)
+            servers.append(tuned)
+            served |= {a.backend: (tuned.base_url, i) for i, a in enumerate(adapters)}
+        for whole in (a for a in found if a.kind == "model_file"):
+            own = llm_server.start(port=0, model_path=whole.path, context_tokens=context)
+            servers.append(own)
+            served[whole.backend] = (own.base_url, None)
+    except llm_server.ServerError as exc:
+        err.print(f"[yellow]Some fine-tunes are not served: {exc}[/]", highlight=False)
     with runtime.sessions.begin() as session:
-        served = adapters if tuned else []
-        serving.assign(session=session, served=served, base_url=tuned.base_url if tuned else None)
-    if tuned is not None:
-        names = ", ".join(a.backend for a in adapters)
-        console.print(f"Serving fine-tunes {names} at {tuned.base_url}.", highlight=False)
-    return tuned
+        serving.assign(session=session, served=served)
+    by_url: dict[str, list[str]] = {}
+    for name, (url, _) in served.items():
+        by_url.setdefault(url, []).append(name)
+    for url, names in by_url.items():
+        console.print(f"Serving fine-tunes {', '.join(names)} at {url}.", highlight=False)
+    return servers
 
 
 def _register(runtime: Runtime, base_url: str, lora: bool) -> None:

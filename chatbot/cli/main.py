@@ -8,7 +8,7 @@ import sys
 import typer
 
 from backends.threads import limit_thread_env
-from chatbot.cli import backends, chat, db, demo, evaluate, export, kb, llm, serve, users
+from chatbot.cli import backends, chat, db, demo, evaluate, export, finetune, kb, llm, serve, users
 from chatbot.errors import AfinaError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(kb.app, name="kb")
 app.add_typer(backends.app, name="backends")
 app.add_typer(llm.app, name="llm")
 app.add_typer(export.app, name="export")
+app.add_typer(finetune.app, name="finetune")
 app.add_typer(demo.app, name="demo")
 app.add_typer(evaluate.app, name="eval")
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from chatbot.errors import ConfigError
@@ -17,6 +21,8 @@ DRIVERS = {
     "mariadb": "mariadb+pymysql",
 }
 URL_SETTING = "AFINA_DATABASE_URL"
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> str:
@@ -65,6 +71,24 @@ def check_connection(engine: Engine) -> None:
             f"cannot connect to the database {safe}: {reason}. "
             f"Check {URL_SETTING} (or unset it to use the local SQLite file)."
         ) from None
+
+
+def retrying(work: Callable[..., T], *args: Any, pause_s: float = 1.0) -> T:
+    """``work(*args)`` (one transaction); run once more after ``pause_s`` when the database
+    connection failed (a restart, a dropped connection): the pool's pre-ping and the retry
+    carry a turn over a short outage. Blocking."""
+    try:
+        return work(*args)
+    except DBAPIError as exc:
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            raise
+        log.warning("database error, retrying once in %.1f s: %s", pause_s, _first_line(exc))
+    time.sleep(pause_s)
+    return work(*args)
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return (str(exc.orig) if exc.orig else str(exc)).strip().split("\n")[0][:200]
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

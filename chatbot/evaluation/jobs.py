@@ -19,8 +19,8 @@ from chatbot.evaluation.questions import (
     load_questions,
     sample,
 )
-from chatbot.evaluation.runner import Outcome, Runner, backend_kinds
 from chatbot.evaluation.report import report_data
+from chatbot.evaluation.runner import Outcome, Runner, backend_kinds
 from chatbot.evaluation.scoring import Similarity
 from chatbot.knowledge.loaders import load_path
 from chatbot.pricing import price_of

@@ -10,7 +10,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib import ticker
 
 PALETTE = ("#3b6fd8", "#e07b39", "#2a9d8f", "#c4456a", "#8a63d2", "#6c757d", "#b8860b")
 plt.rcParams.update(
@@ -62,25 +63,37 @@ def quality_vs_cost(names: Sequence[str], summary: dict[str, Any], costs: dict[s
         ax.annotate(name, (x, stat["value"]), textcoords="offset points", xytext=(8, 6))
     ax.set_xlabel("USD per 1,000 answers")
     ax.set_ylabel("similarity to the reference answer")
-    ax.set_ylim(0, 1.05)
-    ax.margins(x=0.25)
-    ax.legend(loc="lower right", frameon=False)
+    ax.set_ylim(0, 1.08)
+    top = max(costs.values(), default=0.0)
+    ax.set_xlim(-0.08 * (top or 1), 1.35 * (top or 1))
     return _svg(fig)
 
 
 def latency(names: Sequence[str], rows_by_backend: dict[str, list[dict[str, Any]]]) -> str:
     """Box plots of time to first token and total time per backend (log scale)."""
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 0.6 + 0.55 * max(2, len(names))), sharey=True)
-    for ax, key, title in zip(axes, ("ttft_ms", "latency_ms"), ("time to first token", "total time"), strict=True):
-        data = [[r[key] for r in rows_by_backend.get(n, []) if r.get(key)] or [float("nan")] for n in names]
+    for ax, key, title in zip(
+        axes, ("ttft_ms", "latency_ms"), ("time to first token", "total time"), strict=True
+    ):
+        data = [
+            [r[key] for r in rows_by_backend.get(n, []) if r.get(key)] or [float("nan")]
+            for n in names
+        ]
         boxes = ax.boxplot(data, orientation="horizontal", patch_artist=True, widths=0.6,
                            showfliers=True, flierprops={"markersize": 3, "alpha": 0.5})  # fmt: skip
         for index, patch in enumerate(boxes["boxes"]):
             patch.set_facecolor(colour(index))
             patch.set_alpha(0.55)
-        ax.set_xscale("log")
+        values = [v for d in data for v in d if v == v]
+        if values and max(values) / max(min(values), 1e-3) > 20:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.set_xlabel("milliseconds (log scale)")
+        else:
+            ax.set_xlim(left=0)
+            ax.set_xlabel("milliseconds")
         ax.set_title(title)
-        ax.set_xlabel("milliseconds (log scale)")
     axes[0].set_yticks(range(1, len(names) + 1), list(names))
     axes[0].invert_yaxis()
     return _svg(fig)
@@ -95,7 +108,10 @@ def tokens(names: Sequence[str], summary: dict[str, Any]) -> str:
     ax.barh(y, prompt, color="#3b6fd8", label="prompt")
     ax.barh(y, completion, left=prompt, color="#e07b39", label="completion")
     for i, (p, c) in enumerate(zip(prompt, completion, strict=True)):
-        ax.annotate(f"{p + c:,.0f}", (p + c, i), textcoords="offset points", xytext=(4, -3))
+        label = f"{p:,.0f} + {c:,.0f}" if p + c else "no LLM tokens"
+        ax.annotate(label, (p + c, i), textcoords="offset points", xytext=(4, -3))
+    if not any(prompt) and not any(completion):
+        ax.set_xlim(0, 1)
     ax.set_yticks(list(y), list(names))
     ax.invert_yaxis()
     ax.set_xlabel("tokens per answer (mean)")
@@ -118,6 +134,9 @@ def handovers(names: Sequence[str], summary: dict[str, Any]) -> str:
                 continue
             ax.bar(i + offset, stat["value"] * 100, width, color=shade,
                    yerr=_err(stat, 100), capsize=3, label=label if i == 0 else None)  # fmt: skip
+            top = (i + offset, stat["value"] * 100)
+            ax.annotate(f"{stat['value']:.0%}", top, textcoords="offset points", xytext=(0, 3),
+                        ha="center", fontsize=9)  # fmt: skip
     ax.set_xticks(range(len(names)), list(names))
     ax.set_ylabel("% handed over to a human")
     ax.set_ylim(0, 105)
@@ -129,7 +148,11 @@ def break_even_curve(pair: dict[str, Any]) -> str:
     """Cumulative cost against answers for the fine-tune and the few-shot backend; they cross
     at the break-even."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    fs, ft, training = pair["fewshot_usd_per_answer"], pair["finetuned_usd_per_answer"], pair["training_usd"]
+    fs, ft, training = (
+        pair["fewshot_usd_per_answer"],
+        pair["finetuned_usd_per_answer"],
+        pair["training_usd"],
+    )
     end = pair["answers_to_break_even"] * 2 if pair["answers_to_break_even"] else 1_000_000
     xs = [0, end]
     ax.plot(xs, [0, fs * end], color=colour(1), lw=2, label=f"{pair['fewshot']} (few-shot)")

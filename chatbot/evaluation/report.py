@@ -1,4 +1,4 @@
-"""The evaluation report: one self-contained HTML page (inline SVG plots, inline JS), JSON, Markdown."""
+"""The evaluation report: one self-contained HTML page (inline SVG, inline JS), JSON, Markdown."""
 
 from __future__ import annotations
 
@@ -26,9 +26,15 @@ def report_data(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, An
         "backends": names,
         "summary": summary.get("backends", {}),
         "breakeven": summary.get("breakeven", []),
-        "worst": {n: metrics.worst([r for r in rows if r["backend_name"] == n], WORST_PER_BACKEND)
-                  for n in names},  # fmt: skip
+        "worst": {
+            n: metrics.worst([r for r in rows if r["backend_name"] == n], WORST_PER_BACKEND)
+            for n in names
+        },
     }
+
+
+def _worst_rows(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return metrics.worst([r for r in rows if r["backend_name"] == name], WORST_PER_BACKEND)
 
 
 # formatting ------------------------------------------------------------------------------------
@@ -45,7 +51,8 @@ def fmt_ci(stat: dict[str, Any] | None, digits: int = 2, scale: float = 1.0, uni
     main = _num(stat["value"], digits, scale, unit)
     if stat.get("lo") is None or stat["lo"] == stat["hi"]:
         return main
-    return f"{main} <span class=ci>[{_num(stat['lo'], digits, scale)}–{_num(stat['hi'], digits, scale)}]</span>"
+    lo, hi = _num(stat["lo"], digits, scale), _num(stat["hi"], digits, scale)
+    return f"{main} <span class=ci>[{lo}–{hi}]</span>"
 
 
 def _usd(value: float | None) -> str:
@@ -102,8 +109,9 @@ def _table(data: dict[str, Any]) -> str:
         faults = f"{m['errors']} / {m['fallbacks']}"
         rows.append(
             f"<tr><th scope=row><span class=dot style='background:{plots.colour(index)}'></span>"
-            f"{escape(name)}<br><small>{escape(str(entry.get('kind') or ''))} · {m['answers']} answers"
-            f"</small></th>{cells}<td>{cost}</td><td>{_usd(at)}</td><td>{faults}</td></tr>"
+            f"{escape(name)}<br><small>{escape(str(entry.get('kind') or ''))} · "
+            f"{m['answers']} answers</small></th>{cells}<td>{cost}</td><td>{_usd(at)}</td>"
+            f"<td>{faults}</td></tr>"
         )
     price_model = escape(str(data["params"].get("price_model") or "–"))
     return (
@@ -114,7 +122,7 @@ def _table(data: dict[str, Any]) -> str:
 
 
 def _cards(data: dict[str, Any]) -> str:
-    """"At a glance": the best backend on each axis."""
+    """ "At a glance": the best backend on each axis."""
     summary = data["summary"]
     names = [n for n in data["backends"] if n in summary]
 
@@ -154,7 +162,11 @@ def _break_even(data: dict[str, Any]) -> tuple[str, str]:
     parts = []
     for index, pair in enumerate(pairs):
         curve = ""
-        if pair["fewshot_usd_per_answer"] is not None and pair["finetuned_usd_per_answer"] is not None and pair["training_usd"] is not None:
+        if (
+            pair["fewshot_usd_per_answer"] is not None
+            and pair["finetuned_usd_per_answer"] is not None
+            and pair["training_usd"] is not None
+        ):
             curve = f"<figure>{plots.strip_size(plots.break_even_curve(pair))}</figure>"
         saved = pair["usd_saved_per_answer"]
         tokens = pair["prompt_tokens_saved"]
@@ -183,10 +195,7 @@ def _break_even(data: dict[str, Any]) -> tuple[str, str]:
         f"value={math.log10(volume):.2f} aria-label='answers per month (log scale)'></label>"
     )
     script_data = json.dumps(
-        [
-            {k: p[k] for k in ("training_usd", "usd_saved_per_answer")}
-            for p in pairs
-        ]
+        [{k: p[k] for k in ("training_usd", "usd_saved_per_answer")} for p in pairs]
     )
     return control + "".join(parts), script_data
 
@@ -197,18 +206,22 @@ def _worst(data: dict[str, Any]) -> str:
         rows = data["worst"].get(name) or []
         if not rows:
             continue
-        items = "".join(
-            f"<tr><td>{escape(r['question'])}</td><td>{escape(r.get('reference') or '–')}</td>"
-            f"<td class={'err' if r.get('error') else ''}>{escape(r.get('answer') or r.get('error') or '')}</td>"
-            f"<td>{_num(r.get('similarity'))}</td><td>{_num(r.get('key_facts'), 0, 100, '%')}</td></tr>"
-            for r in rows
-        )
+        items = "".join(_worst_row(r) for r in rows)
         blocks.append(
             f"<details open><summary>{escape(name)}</summary><div class=scroll><table class=worst>"
             "<thead><tr><th>Question</th><th>Reference</th><th>Answer</th><th>Sim.</th>"
             f"<th>Facts</th></tr></thead><tbody>{items}</tbody></table></div></details>"
         )
     return "".join(blocks) or "<p class=note>No scored answers.</p>"
+
+
+def _worst_row(r: dict[str, Any]) -> str:
+    answer = escape(r.get("answer") or r.get("error") or "")
+    return (
+        f"<tr><td>{escape(r['question'])}</td><td>{escape(r.get('reference') or '–')}</td>"
+        f"<td class={'err' if r.get('error') else 'ok'}>{answer}</td>"
+        f"<td>{_num(r.get('similarity'))}</td><td>{_num(r.get('key_facts'), 0, 100, '%')}</td></tr>"
+    )
 
 
 def _provenance(data: dict[str, Any]) -> str:
@@ -254,7 +267,7 @@ def render_html(data: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         source=escape(what),
         items=source.get("items", "?"),
         digest=escape(str(source.get("digest", ""))),
-        subset=(f" (seeded subset of {source['limit']}, seed {source.get('seed')})" if source.get("limit") else ""),
+        subset=_subset(source),
         error=(f"<p class=warn>{escape(str(run['error']))}</p>" if run.get("error") else ""),
         cards=_cards(data),
         table=_table(data),
@@ -269,8 +282,23 @@ def render_html(data: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         provenance=_provenance(data),
         resamples=params.get("resamples", "?"),
         seed=params.get("seed", "?"),
-        judge=(f"LLM judge: <code>{escape(judge['backend'])}</code>, prompt: <pre>{escape(judge['prompt'])}</pre>" if judge else "No LLM judge (<code>--judge NAME</code> adds one)."),
+        judge=_judge(judge),
     )  # fmt: skip
+
+
+def _subset(source: dict[str, Any]) -> str:
+    if not source.get("limit"):
+        return ""
+    return f" (seeded subset of {source['limit']}, seed {source.get('seed')})"
+
+
+def _judge(judge: dict[str, Any] | None) -> str:
+    if not judge:
+        return "No LLM judge (<code>--judge NAME</code> adds one)."
+    return (
+        f"LLM judge: <code>{escape(judge['backend'])}</code>, prompt: "
+        f"<pre>{escape(judge['prompt'])}</pre>"
+    )
 
 
 def render_markdown(data: dict[str, Any]) -> str:
@@ -290,7 +318,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         cost = m["cost_per_1000"]["value"]
         lines.append(
             f"| {name} | {_plain(m['similarity'])} | {_plain(m['key_facts'], 0, 100, '%')} "
-            f"| {_plain(m['handoff_in_scope'], 0, 100, '%')} / {_plain(m['handoff_out_of_scope'], 0, 100, '%')} "
+            f"| {_plain(m['handoff_in_scope'], 0, 100, '%')} / "
+            f"{_plain(m['handoff_out_of_scope'], 0, 100, '%')} "
             f"| {_num(m['latency_p50']['value'], 0)} / {_num(m['latency_p95']['value'], 0)} "
             f"| {_num(m['input_tokens']['value'], 0)} / {_num(m['output_tokens']['value'], 0)} "
             f"| {_usd(cost * 1 if cost is not None else None)} | {m['errors']} / {m['fallbacks']} |"
@@ -299,8 +328,9 @@ def render_markdown(data: dict[str, Any]) -> str:
     for pair in data["breakeven"]:
         n = pair["answers_to_break_even"]
         lines.append(
-            f"- **{pair['finetuned']}** vs **{pair['fewshot']}**: training {_usd(pair['training_usd'])}"
-            f" ({pair['training_basis']}); saves {_num(pair['prompt_tokens_saved'], 0)} prompt tokens"
+            f"- **{pair['finetuned']}** vs **{pair['fewshot']}**: training "
+            f"{_usd(pair['training_usd'])} ({pair['training_basis']}); saves "
+            f"{_num(pair['prompt_tokens_saved'], 0)} prompt tokens"
             f" = {_usd(pair['usd_saved_per_answer'])} per answer ({pair['price_basis']}); "
             + (f"break-even after {n:,.0f} answers." if n else "no break-even.")
         )
@@ -323,6 +353,8 @@ def write_report(data: dict[str, Any], rows: list[dict[str, Any]], out: Path) ->
     html_path = out if out.suffix else out.with_suffix(".html")
     json_path, md_path = html_path.with_suffix(".json"), html_path.with_suffix(".md")
     html_path.write_text(render_html(data, rows), encoding="utf-8")
-    json_path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
+    json_path.write_text(
+        json.dumps(data, indent=2, default=str, ensure_ascii=False), encoding="utf-8"
+    )
     md_path.write_text(render_markdown(data), encoding="utf-8")
     return [html_path, json_path, md_path]

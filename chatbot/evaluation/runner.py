@@ -111,9 +111,10 @@ class Runner:
             failed = result.error is not None or result.fallback_from is not None
             state.failures_in_a_row = state.failures_in_a_row + 1 if failed else 0
             if state.failures_in_a_row >= self.settings.fail_streak:
+                cause = result.error or result.meta.details.get("fallback", {}).get("error")
                 state.stopped = (
                     f"skipped: {name} failed {state.failures_in_a_row} answers in a row "
-                    f"(AFINA_EVAL_FAIL_STREAK); last error: {result.error}"
+                    f"(AFINA_EVAL_FAIL_STREAK); last error: {cause}"
                 )
                 log.warning("%s", state.stopped)
             judged = await self._judge(ask, result, item)

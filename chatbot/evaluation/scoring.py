@@ -26,7 +26,7 @@ WEEKDAYS_MONTHS = frozenset(
 _COMMON = frozenset(
     "i you we our your the a an if it its this that and or but you'll we'll we're you're "
     "el la los las un una si tu tus te nuestro nuestra y o pero es en de del al para con por "
-    "my mi account cuenta orders pedidos not no".split()
+    "my mi account cuenta orders pedidos not no eur usd gbp mxn".split()
 )
 
 

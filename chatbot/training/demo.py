@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 DEMO_USER = "demo"
 FOLLOW_UP_SHARE = 0.4
 
+# Ways customers open, soften and close a question (the empty strings keep many plain).
 GREETINGS = {
     "en": [
         "",
@@ -53,9 +55,10 @@ GREETINGS = {
         "perdona, ",
     ],
 }
-CLOSINGS = {
-    "en": ["", "", "", " thanks", " thanks!", " please", " thank you"],
-    "es": ["", "", "", " gracias", " ¡gracias!", " por favor", " gracias de antemano"],
+PLEASE = {"en": [" please", ", please"], "es": [", por favor"]}
+THANKS = {
+    "en": [" thanks", " thanks!", " thank you", " Thanks in advance."],
+    "es": [" gracias", " ¡gracias!", " gracias de antemano", " Muchas gracias."],
 }
 FOLLOW_UPS = {
     "en": [
@@ -73,6 +76,7 @@ FOLLOW_UPS = {
         "perfecto. y {q}",
     ],
 }
+_PRONOUN_I = re.compile(r"^I\b")
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,11 @@ def faq_entries(entries: Sequence[Entry], locales: Sequence[str]) -> dict[str, l
 
 
 def _lower_first(text: str) -> str:
-    """``text`` with its first letter lowercased (after an opening ``¿``/``¡``)."""
+    """``text`` with its first letter lowercased (after an opening ``¿``/``¡``; not "I")."""
     for i, char in enumerate(text):
         if char.isalpha():
+            if _PRONOUN_I.match(text[i:]):
+                return text
             return text[:i] + char.lower() + text[i + 1 :]
     return text
 
@@ -134,15 +140,18 @@ def vary(phrasing: str, locale: str, rng: random.Random) -> str:
     greeting = rng.choice(GREETINGS[locale])
     if greeting or rng.random() < 0.3:
         text = _lower_first(text)
-    if rng.random() < 0.25:
-        text = text.rstrip("?!.")
-    closing = rng.choice(CLOSINGS[locale])
-    if closing and text.endswith("?"):
-        text = text[:-1] + "," + closing + "?"
-    else:
-        text += closing
-    text = greeting + text
-    return text.lower() if rng.random() < 0.15 else _upper_first(text) if greeting else text
+    core, mark = text.rstrip("?!. "), text[len(text.rstrip("?!. ")) :].strip()
+    extra = rng.random()
+    if extra < 0.2 and mark.startswith("?"):
+        core += rng.choice(PLEASE[locale])
+    if rng.random() < 0.25:  # no punctuation at all
+        core, mark = core.lstrip("¿¡"), ""
+    text = greeting + core + mark
+    if extra >= 0.7:
+        text += ("" if mark else ",") + rng.choice(THANKS[locale])
+    if rng.random() < 0.15:
+        return text.lower()
+    return _upper_first(text) if greeting else text
 
 
 def follow_up(phrasing: str, locale: str, rng: random.Random) -> str:

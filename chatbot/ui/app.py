@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
@@ -214,8 +215,10 @@ async def on_message(message: cl.Message) -> None:
     search = cl.Step(name=t(locale, "retrieval"), type="retrieval")
     await search.send()
     answer = cl.Message(content="", id=reply_id, author=ASSISTANT)
-    async for chunk in reply:
-        await answer.stream_token(chunk)
+    # closed at once on Stop or a dropped socket: the service stores what was shown
+    async with contextlib.aclosing(aiter(reply)) as stream:
+        async for chunk in stream:
+            await answer.stream_token(chunk)
     await _finish(answer, search, reply.result, locale)
     run = cl.context.current_run or cl.context.current_step
     if run is not None and reply.result.reply_id:
@@ -253,6 +256,7 @@ async def _finish(answer: cl.Message, search: cl.Step, result: TurnResult, local
         sources=sources,
         handoff=result.meta.handoff,
         error=result.error,
+        partial=result.status == "partial",
     )
     streamed = answer.streaming
     await (answer.update() if streamed else answer.send())

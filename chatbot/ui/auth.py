@@ -3,7 +3,7 @@
 - Every login verifies one Argon2 hash, a dummy one for unknown or disabled names, so a wrong
   name takes as long as a wrong password.
 - ``LoginThrottle`` checks and reserves a try per name and per client before the password is
-  verified: parallel tries for one name cannot all run; failures make the next wait longer.
+  verified: parallel tries for one name are refused; failures make the next try wait longer.
 - A login cookie carries the user's ``session_epoch``; logout, ``afina users passwd`` and
   disabling raise it, and ``authenticate_token`` (installed into Chainlit) refuses older cookies
   on every HTTP request and websocket connect.
@@ -134,11 +134,11 @@ class LoginThrottle:
     """Failure counters per name and per client, checked and reserved before verifying.
 
     ``reserve`` runs without awaiting, so on the event loop the check and the reservation are
-    one step: a second try for the same name while one is verified (or more than
-    ``client_parallel`` from one client), or a try before the back-off has passed, is refused
-    at once. A name's n-th failure in a row makes the next try wait ``base_s * 2**(n-1)``
-    (at most ``max_s``); from its ``client_free``-th failure (across names) a client waits
-    the same way.
+    one step: a try for a name while another try for it is under way (or more than
+    ``client_parallel`` at once from one client) is refused at once. Tries one after the other
+    are slowed instead: a name's n-th failure in a row makes its next try wait
+    ``base_s * 2**(n-1)`` (at most ``max_s``) before the password is checked; from its
+    ``client_free``-th failure (across names) a client waits the same way.
     """
 
     def __init__(
@@ -162,8 +162,9 @@ class LoginThrottle:
         name = f"name:{username.strip().lower()[:256]}"
         return (name, f"client:{client}") if client else (name,)
 
-    def reserve(self, keys: tuple[str, ...]) -> float:
-        """0 when the try may go ahead (the keys are now busy); else seconds to wait."""
+    def reserve(self, keys: tuple[str, ...]) -> float | None:
+        """None when refused (tries already under way); else the keys are reserved and the
+        result is the seconds to wait before checking the password (0 = at once)."""
         now, wait = time.monotonic(), 0.0
         for key in keys:
             record = self._records.get(key)
@@ -171,17 +172,23 @@ class LoginThrottle:
                 continue
             parallel = self.client_parallel if key.startswith("client:") else 1
             if record.busy >= parallel:
-                wait = max(wait, self.base_s)
-            elif not record.busy and now - record.last > self.forget_s:
+                return None
+            if not record.busy and now - record.last > self.forget_s:
                 del self._records[key]
-            else:
-                wait = max(wait, record.ready_at - now)
-        if wait > 0:
-            return wait
+                continue
+            wait = max(wait, record.ready_at - now)
         for key in keys:
-            self._records.setdefault(key, _Record(last=now)).busy += 1
+            record = self._records.setdefault(key, _Record(last=now))
+            record.busy += 1
+            record.ready_at = max(record.ready_at, now + wait)
         self._bound()
-        return 0.0
+        return wait
+
+    def retry_after(self, keys: tuple[str, ...]) -> float:
+        """Seconds after which a refused try may be sent again."""
+        now = time.monotonic()
+        waits = [r.ready_at - now for k in keys if (r := self._records.get(k)) is not None]
+        return max([self.base_s, *waits])
 
     def release(self, keys: tuple[str, ...], succeeded: bool | None) -> None:
         """End a reserved try: count a failure, forget the name on success, None = not tried."""
@@ -195,8 +202,7 @@ class LoginThrottle:
                 continue
             if succeeded and key.startswith("name:") and not record.busy:
                 del self._records[key]
-                continue
-            if not succeeded:
+            elif not succeeded:
                 record.failures += 1
                 record.last = now
                 free = self.client_free - 1 if key.startswith("client:") else 0
@@ -224,14 +230,16 @@ async def login(
     password: str,
     client: str | None = None,
 ) -> LoginUser | None:
-    """Check a login off the event loop; ``TooManyAttempts`` when throttled (nothing verified)."""
+    """Check a login off the event loop, after the back-off its name and client have earned;
+    ``TooManyAttempts`` (nothing checked) while another try for the name is under way."""
     keys = throttle.keys(username, client)
     wait = throttle.reserve(keys)
-    if wait > 0:
-        log.warning("login for %r from %s refused for %.1f s", username[:64], client, wait)
-        raise TooManyAttempts(wait)
+    if wait is None:
+        log.warning("parallel login for %r from %s refused", username[:64], client)
+        raise TooManyAttempts(throttle.retry_after(keys))
     outcome: bool | None = None
     try:
+        await asyncio.sleep(wait)
         user = await asyncio.to_thread(check_password, sessions, username, password)
         outcome = user is not None
     finally:

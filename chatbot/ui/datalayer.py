@@ -345,7 +345,8 @@ def _answer_steps(
         backend=message.backend_name,
         sources=sources,
         handoff=message.handoff,
-        error=message.content if message.error else None,
+        error=(message.error and message.status and None) or (message.error and message.content),
+        partial=message.status is not None,
     )
     steps.append(
         {

@@ -40,8 +40,12 @@ def answer_markdown(
     sources: list[dict[str, Any]],
     handoff: bool,
     error: str | None = None,
+    partial: bool = False,
 ) -> str:
-    """The full answer shown in the chat (what is stored stays the plain answer)."""
+    """The full answer shown in the chat (what is stored stays the plain answer); a partial
+    answer keeps the text the user saw, followed by why it stopped."""
+    if partial:
+        return f"{text}\n\n⚠️ *{error or t(locale, 'partial')}*" if text else f"⚠️ {error}"
     if error:
         return f"⚠️ {error}"
     body = f"> 🧑‍💼 **{t(locale, 'handoff')}**\n>\n> {text}" if handoff else text

@@ -26,6 +26,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "backend_switched": "{user} switched the answering backend to {name}.",
         "backend_refused": "Only an admin can change the answering backend.",
         "not_found": "This conversation is not available.",
+        "partial": "The answer was cut off before it finished.",
+        "interrupted": "This question was not answered: the server stopped. Please ask again.",
         "session_ended": "Your session has ended (logged out, password changed or account "
         "disabled). Reload the page and log in again; your question was not sent.",
     },
@@ -50,6 +52,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "backend_switched": "{user} cambió el motor de respuestas a {name}.",
         "backend_refused": "Solo un administrador puede cambiar el motor de respuestas.",
         "not_found": "Esta conversación no está disponible.",
+        "partial": "La respuesta se cortó antes de terminar.",
+        "interrupted": "Esta pregunta no se respondió: el servidor se detuvo. Vuelve a preguntar.",
         "session_ended": "Tu sesión ha terminado (cierre de sesión, cambio de contraseña o "
         "cuenta desactivada). Recarga la página e inicia sesión de nuevo; tu pregunta no se envió.",
     },

@@ -129,7 +129,12 @@ class StandIn:
 
     def _metrics(self, job: Job, step: int) -> None:
         loss = round(2.0 / step, 4)
-        data = {"step": step, "train_loss": loss, "valid_loss": loss + 0.1, "total_steps": 4}
+        data = {
+            "step": step,
+            "train_loss": loss,
+            "valid_loss": round(loss + 0.1, 4),
+            "total_steps": 4,
+        }
         self._event(job, f"Step {step}/4: training loss={loss}", data)
 
     def _advance(self, job: Job) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.db import finetune_store, store
+from chatbot.db import finetune_store, store, training_queries
 from chatbot.errors import AfinaError, ConfigError
 from chatbot.runtime import Runtime
 from chatbot.settings import Settings
@@ -59,17 +59,24 @@ def start_job(
     """Create a queued remote job row (as the runner does) pointing at ``base_url``."""
     monkeypatch.setenv(KEY_VAR, KEY)
 
-    def start(base_url: str, **fields) -> int:
-        files = {
-            str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(export_dir.glob("*.jsonl"))
-        }
+    def start(base_url: str, *, by_path: bool = False, **fields) -> int:
+        paths = sorted(export_dir.glob("*.jsonl"))
+        hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+        report = {"files": [{"path": str(p), "split": p.stem} for p in paths]}
         with runtime.sessions.begin() as session:
+            export_id = training_queries.add_export(
+                session=session, created_by=None, format="chat", filters={}, seed=0, redacted=True
+            )
+            training_queries.finish_export(
+                session=session, export_id=export_id, counts={}, files=hashes, report=report
+            )
+            # as the runner records them: file name -> sha256 (or paths, also accepted)
+            files = {str(p): hashes[p.name] for p in paths} if by_path else hashes
             job = finetune_store.add_job(
                 session=session,
                 provider="openai",
                 base_model="gpt-4o-mini-2024-07-18",
-                export_id=None,
+                export_id=export_id,
                 export_files=files,
                 method="supervised",
                 hyperparameters={"n_epochs": 2},
@@ -123,16 +130,15 @@ def test_remote_job_success_registers_a_backend_with_losses_and_cost(runtime, st
     }
     assert set(standin.auth) == {f"Bearer {KEY}"}
     # the loss curve, the provider's log and the checkpoint, in order
-    losses = [m for m in job.metrics if "checkpoint" not in m]
+    losses = job.metrics
     assert [m["step"] for m in losses] == [1, 2, 3, 4]
     assert losses[0]["train_loss"] > losses[-1]["train_loss"] and "val_loss" in losses[-1]
-    checkpoints = [m for m in job.metrics if "checkpoint" in m]
-    assert checkpoints == [dict(checkpoints[0], step=2, checkpoint=FINE_TUNED + ":ckpt-step-2")]
     messages = [e["message"] for e in job.events]
     assert messages.index("Fine-tuning job started") < messages.index(
         "The job has successfully completed"
     )
-    assert any("checkpoint at step 2" in m for m in messages)
+    checkpoint = f"checkpoint at step 2: {FINE_TUNED}:ckpt-step-2 (train_loss 1, val_loss 1.1)"
+    assert checkpoint in messages
     assert seen[-1]["status"] == "succeeded" and seen[-1]["step"] == 4
     # the key itself is never stored
     assert KEY not in json.dumps([job.events, job.metrics, job.hyperparameters, backend.config])
@@ -232,7 +238,7 @@ def test_remote_unset_key_variable_fails_before_any_request(runtime, start_job, 
 
 def test_remote_changed_export_file_is_refused(runtime, start_job, export_dir):
     with serve(StandIn("success")) as url:
-        job_id = start_job(url)
+        job_id = start_job(url, by_path=True)
         (export_dir / "train.jsonl").write_text(json.dumps(EXAMPLE) + "\n", encoding="utf-8")
         with pytest.raises(AfinaError, match="changed since the job was created"):
             run(runtime, job_id)

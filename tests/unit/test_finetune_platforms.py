@@ -10,7 +10,7 @@ from chatbot.cli.backends import _notice
 from chatbot.errors import InputError
 from chatbot.settings import Settings, TrainingSettings
 from chatbot.training.finetune.platforms import check_start, in_family, shutdown_flag
-from chatbot.training.finetune.remote import backend_name_for, training_price
+from chatbot.training.finetune.remote_data import backend_name_for, training_price
 
 BEFORE = date(2026, 9, 1)  # months ahead: nothing to say
 NEAR = date(2026, 12, 20)  # weeks before the stop

@@ -14,6 +14,7 @@ import io
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,8 @@ def load_base(path: Path) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with contextlib.redirect_stderr(io.StringIO()):  # the loader's own progress bars
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # progress bars, deprecation notes
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(
             str(path.parent), gguf_file=path.name, dtype=torch.float32
@@ -166,7 +168,7 @@ def _prepare(model: Any, config: LocalConfig) -> Any:
 
     lora = LoraConfig(
         r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
+        lora_alpha=config.lora_alpha,  # type: ignore[arg-type]  # peft takes any number
         lora_dropout=0.0,
         target_modules=list(LORA_TARGETS),
         bias="none",
@@ -255,7 +257,9 @@ def train(
     )
     if not train_set:
         raise InputError(f"{train_file} has no answer to learn from (all weight 0 or cut off)")
-    model = _prepare(base, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecation notes
+        model = _prepare(base, config)
     loop = _Loop(model, config, clock, hooks, int(tokenizer.pad_token_id or 0))
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total = steps_per_epoch * config.epochs

@@ -9,8 +9,6 @@ NAME of their environment variable and never stored.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from backends.openai_chat import NO_KEY
-from chatbot.db import finetune_store, store, training_queries
+from chatbot.db import finetune_store, store
 from chatbot.errors import AfinaError, ConfigError, InputError
 from chatbot.settings import Settings, TrainingSettings
-from chatbot.training.finetune.platforms import (
-    OPENAI_BASE_URL,
-    base_of,
-    check_start,
-    host_of,
-    shutdown_flag,
+from chatbot.training.finetune.platforms import OPENAI_BASE_URL, check_start, host_of, shutdown_flag
+from chatbot.training.finetune.remote_data import (
+    backend_name_for,
+    export_files,
+    loss_point,
+    training_price,
 )
 from chatbot.training.finetune.remote_errors import RemoteJobError, Where, explain, job_failed
 
@@ -144,7 +142,13 @@ def run_remote_job(
         _interrupted(client, spec, row)
         raise
     except openai.APIError as exc:
-        _fail(row, explain(exc, stage=stage, where=where, file=getattr(exc, "afina_file", None)))
+        message = explain(exc, stage=stage, where=where, file=getattr(exc, "afina_file", None))
+        if stage == "poll":
+            message += (
+                f" (the provider's job {spec.remote_id} may still be running: follow or cancel "
+                "it at the provider)"
+            )
+        _fail(row, message)
     except AfinaError as exc:
         _fail(row, str(exc), type(exc))
 
@@ -171,54 +175,6 @@ def _read_spec(session: Session, job: FinetuneJob) -> _Spec:
         files={},
         remote_id=job.remote_job_id,
     )
-
-
-def export_files(session: Session, job: FinetuneJob) -> dict[str, Path]:
-    """The job's train (and validation) files, as recorded when it was created.
-
-    ``job.export_files`` maps each file's path (or name inside the export's folder) to its
-    sha256; a missing or changed file is an ``InputError``.
-    """
-    folder = _export_folder(session, job.export_id)
-    found: dict[str, Path] = {}
-    for key, sha in (job.export_files or {}).items():
-        path = Path(key)
-        if not path.exists() and folder is not None:
-            path = folder / path.name
-        if not path.exists():
-            raise InputError(f"export file {key} is gone: export again and start a new job")
-        if sha and _sha256(path) != sha:
-            raise InputError(
-                f"{path} changed since the job was created (sha256 differs): export again "
-                "and start a new job"
-            )
-        split = path.stem.split(".")[0]
-        if split in ("train", "validation"):
-            found[split] = path
-    if "train" not in found:
-        raise InputError(
-            f"job {job.id} names no train.jsonl among its export files: start it from an "
-            "export made with 'afina export --out FOLDER'"
-        )
-    return found
-
-
-def _export_folder(session: Session, export_id: int | None) -> Path | None:
-    """The folder an export was written to, when its lineage recorded one."""
-    if export_id is None:
-        return None
-    export = training_queries.get_export(session=session, export_id=export_id)
-    out = (export.filters or {}).get("out") if export is not None else None
-    return Path(out) if out else None
-
-
-def _sha256(path: Path) -> str:
-    """The sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _client(spec: _Spec, settings: Settings) -> openai.OpenAI:
@@ -338,10 +294,13 @@ def _follow(
                     "cancelled (give a larger --max-minutes)"
                 )
             if follow.cancel_reason is not None:
-                client.fine_tuning.jobs.cancel(spec.remote_id)
                 row.event(
-                    f"asked {spec.base_url} to cancel {spec.remote_id}: {follow.cancel_reason}"
+                    f"asking {spec.base_url} to cancel {spec.remote_id}: {follow.cancel_reason}"
                 )
+                try:
+                    client.fine_tuning.jobs.cancel(spec.remote_id)
+                except (openai.BadRequestError, openai.ConflictError) as exc:  # already ended
+                    row.event(f"cancel refused: {exc.message}", level="warning")
                 continue
         time.sleep(poll_s)
 
@@ -352,7 +311,7 @@ def _where(spec: _Spec) -> Where:
 
 
 def _record_progress(client: openai.OpenAI, remote: Any, row: _Row, follow: _Follow) -> None:
-    """New provider events (losses as metrics) and checkpoints, in one committed update."""
+    """New provider events (losses as metrics) and checkpoints (as events), in one update."""
     fresh = []
     for event in client.fine_tuning.jobs.list_events(remote.id, limit=100):  # newest first
         if event.id in follow.events:
@@ -368,56 +327,21 @@ def _record_progress(client: openai.OpenAI, remote: Any, row: _Row, follow: _Fol
             follow.events.add(event.id)
             level = "warning" if event.level == "warn" else event.level
             finetune_store.add_event(session=session, job=job, message=event.message, level=level)
-            point = _loss_point(event.data)
+            point = loss_point(event.data)
             if point:
                 follow.last = point
                 finetune_store.add_metric(session=session, job=job, **point)
         for checkpoint in sorted(checkpoints, key=lambda c: c.step_number):
             follow.checkpoints.add(checkpoint.id)
-            model = checkpoint.fine_tuned_model_checkpoint
-            message = f"checkpoint at step {checkpoint.step_number}: {model}"
+            losses = loss_point(checkpoint.metrics.model_dump(exclude_none=True)) or {}
+            shown = ", ".join(f"{k} {v:g}" for k, v in losses.items() if k.endswith("loss"))
+            message = (
+                f"checkpoint at step {checkpoint.step_number}: "
+                f"{checkpoint.fine_tuned_model_checkpoint}" + (f" ({shown})" if shown else "")
+            )
             finetune_store.add_event(session=session, job=job, message=message)
-            point = _loss_point(checkpoint.metrics.model_dump(exclude_none=True)) or {}
-            point.update(step=checkpoint.step_number, checkpoint=model)
-            finetune_store.add_metric(session=session, job=job, **point)
 
     row.update(record)
-
-
-def _loss_point(data: Any) -> dict[str, Any] | None:
-    """Step and losses from an event's (or checkpoint's) ``data``; None when it has no loss."""
-    if not isinstance(data, dict) or not any(k in data for k in ("train_loss", "valid_loss")):
-        return None
-    names = {
-        "step": "step",
-        "total_steps": "total_steps",
-        "train_loss": "train_loss",
-        "valid_loss": "val_loss",
-        "full_valid_loss": "full_val_loss",
-        "train_mean_token_accuracy": "train_accuracy",
-        "valid_mean_token_accuracy": "val_accuracy",
-    }
-    point = {ours: data[theirs] for theirs, ours in names.items() if data.get(theirs) is not None}
-    if "step" in point:
-        point["step"] = int(point["step"])
-    return point
-
-
-def training_price(training: TrainingSettings, model: str) -> float:
-    """USD per 1M training tokens of ``model``: the longest listed prefix, else the default."""
-    base = base_of(model)
-    matches = [p for p in training.model_prices if base == p or base.startswith(p + "-")]
-    if not matches:
-        return training.price_per_million_tokens
-    return training.model_prices[max(matches, key=len)]
-
-
-def backend_name_for(model: str) -> str:
-    """A backend name for a fine-tuned model id: safe characters, at most 64 of them."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-.") or "finetuned"
-    if len(name) > 64:
-        name = f"{name[:55]}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
-    return name
 
 
 def _succeeded(remote: Any, spec: _Spec, training: TrainingSettings, row: _Row) -> None:

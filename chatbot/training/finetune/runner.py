@@ -175,7 +175,7 @@ class JobHooks:
 
     def evaluated(self, step: int, epoch: int, train_loss: float, val_loss: float | None) -> None:
         """Record an epoch's mean train loss and its validation loss."""
-        values = {"step": step, "epoch": epoch, "train_loss": round(train_loss, 4)}
+        values: dict[str, Any] = {"step": step, "epoch": epoch, "train_loss": round(train_loss, 4)}
         values["val_loss"] = round(val_loss, 4) if val_loss is not None else None
         self._update(lambda s, job: jobs.add_metric(session=s, job=job, **values))
         if self.progress:
@@ -219,13 +219,14 @@ def run_local_job(
     files: ExportFiles,
     *,
     progress: Callable[..., None] | None = None,
+    name: str | None = None,
 ) -> str:
-    """Train a queued local job; on success register its backend and return its name."""
+    """Train a queued local job; on success register its backend (``name`` or a dated one)."""
     with sessions.begin() as session:
         job = jobs.get_job(session=session, job_id=job_id)
         config = local.LocalConfig(**job.hyperparameters)
         jobs.set_status(session=session, job=job, status="running")
-    out_dir = settings.home / "finetune" / str(job_id)
+    out_dir = (settings.home / "finetune" / str(job_id)).resolve()
     hooks = JobHooks(sessions, job_id, progress)
     try:
         from backends.llm_server import bundled_model_path
@@ -250,7 +251,14 @@ def run_local_job(
         _remove_partial(out_dir)
         _finish(sessions, job_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    return _succeed(sessions, settings, job_id, result, files)
+    return _succeed(sessions, settings, job_id, result, files, name)
+
+
+def check_backend_name(sessions: sessionmaker[Session], name: str) -> None:
+    """An ``InputError`` when a backend called ``name`` exists already."""
+    with sessions() as session:
+        if any(b.name == name for b in store.list_backends(session=session)):
+            raise InputError(f"a backend named {name!r} exists; choose another --name")
 
 
 def backend_name_for(session: Session, day: datetime) -> str:
@@ -270,20 +278,20 @@ def _succeed(
     job_id: int,
     result: local.TrainResult,
     files: ExportFiles,
+    name: str | None,
 ) -> str:
     """Store the artefact and figures, register the ``finetuned`` backend, mark succeeded."""
     from chatbot.backend_pool import local_base_url
 
     with sessions.begin() as session:
         job = jobs.get_job(session=session, job_id=job_id)
-        name = backend_name_for(session, datetime.now(UTC))
+        name = name or backend_name_for(session, datetime.now(UTC))
         config: dict[str, Any] = {
             "model": f"ft:{LOCAL_MODEL_ID}:afina:job-{job_id}",
             "base_url": local_base_url(settings.llm.finetune_port),
             "system_prompt": system_prompt_of(files.paths["train"]) or "",
         }
-        if job.method == "lora":
-            config["adapter"] = str(result.artefact)
+        config["adapter" if job.method == "lora" else "model_file"] = str(result.artefact)
         store.put_backend(session=session, name=name, kind="finetuned", config=config)
         job.artefact_path, job.artefact_sha256 = str(result.artefact), result.sha256
         job.trained_tokens, job.train_seconds = result.trained_tokens, result.train_seconds
