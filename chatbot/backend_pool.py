@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backends import registry
 from backends.base import Backend
 from chatbot.db import store
+from chatbot.knowledge.tuning.registry import active_language_models
 from chatbot.settings import Settings
 
 ACTIVE_BACKEND = "active_backend"
@@ -36,7 +37,8 @@ def kind_defaults(settings: Settings, kind: str) -> dict[str, Any]:
     retrieval = {
         "index_dir": str(settings.index_dir),
         "model": r.model,
-        "language_models": dict(r.language_models),
+        # settings' choice, or the tuned embedder `afina kb use-model` made active
+        "language_models": active_language_models(settings),
         "min_score": r.min_score,
         "language_min_scores": dict(r.language_min_scores),
         "language_sparse_weights": dict(r.language_sparse_weights),

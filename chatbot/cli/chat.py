@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from typing import Annotated
 
@@ -13,11 +14,12 @@ from rich.markup import escape
 from chatbot.cli.common import console, err
 from chatbot.cli.kb import build_index
 from chatbot.db import store
-from chatbot.errors import AfinaError
+from chatbot.errors import AfinaError, InputError
 from chatbot.runtime import Runtime, index_exists
-from chatbot.service import TurnResult
+from chatbot.service import TurnResult, clean_text
 from chatbot.settings import Settings, get_settings
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # how Python keeps undecodable bytes
 LocaleOption = Annotated[str | None, typer.Option(help="Conversation language: en or es")]
 
 
@@ -30,6 +32,18 @@ def _prepare(settings: Settings) -> tuple[Runtime, int]:
     with runtime.sessions.begin() as session:
         user = store.ensure_user(session=session, username=settings.chat.cli_user)
         return runtime, user.id
+
+
+def checked_text(text: str, settings: Settings) -> str:
+    """The question as the service will take it; ``InputError`` before anything is stored.
+
+    Bytes that are not UTF-8 reach Python as lone surrogates (from argv or a pipe)."""
+    if _NOT_UTF8.search(text):
+        raise InputError(
+            "the question is not valid UTF-8 text: set a UTF-8 locale (e.g. LANG=C.UTF-8) "
+            "or convert the input (e.g. iconv -f latin1 -t utf-8)"
+        )
+    return clean_text(text, settings.chat.max_message_chars)
 
 
 def _print_sources(result: TurnResult) -> None:
@@ -64,7 +78,9 @@ async def _chat(locale: str | None) -> None:
                 conversation = await service.start_conversation(user_id=user_id, locale=locale)
                 continue
             try:
-                reply = service.reply(conversation_id=conversation, text=line)
+                reply = service.reply(
+                    conversation_id=conversation, text=checked_text(line, settings)
+                )
             except AfinaError as exc:
                 err.print(f"[red]{exc}[/]")
                 continue
@@ -81,6 +97,7 @@ async def _chat(locale: str | None) -> None:
 
 async def _ask(text: str, locale: str | None, as_json: bool) -> int:
     settings = get_settings()
+    text = checked_text(text, settings)  # a rejected question leaves no empty conversation
     runtime, user_id = await asyncio.to_thread(_prepare, settings)
     try:
         conversation = await runtime.service.start_conversation(user_id=user_id, locale=locale)

@@ -14,7 +14,7 @@ from chatbot.db import eval_store
 from chatbot.errors import InputError
 from chatbot.evaluation import jobs
 from chatbot.evaluation.questions import BUNDLED_QUESTIONS
-from chatbot.evaluation.report import write_report
+from chatbot.evaluation.report import write_plots, write_report
 from chatbot.runtime import Runtime
 
 app = typer.Typer(help="Compare backends: quality, hand-overs, latency, tokens, cost, break-even.")
@@ -186,11 +186,19 @@ def _stat(stat: dict[str, Any], scale: float = 1.0, unit: str = "", digits: int 
 def report(
     run_id: Annotated[int, typer.Argument(help="The run (see 'afina eval list')")],
     out: Annotated[Path, typer.Option(help="The HTML file; .json and .md are written beside it")],
+    plots: Annotated[
+        Path | None, typer.Option(help="Also write each plot as an SVG file into this folder")
+    ] = None,
 ) -> None:
     """Write a run's report: one self-contained HTML page, plus JSON and a Markdown summary."""
     runtime = open_runtime()
     try:
-        for path in _write(runtime, run_id, out):
+        paths = _write(runtime, run_id, out)
+        if plots is not None:
+            with runtime.sessions() as session:
+                data, rows = jobs.load_report(session, run_id)
+            paths += write_plots(data, rows, plots)
+        for path in paths:
             console.print(f"wrote {path}")
     finally:
         runtime.engine.dispose()

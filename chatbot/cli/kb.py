@@ -9,12 +9,16 @@ import typer
 from rich.table import Table
 
 from backends.retrieval.index import KnowledgeIndexError
+from chatbot.cli import kb_tune
 from chatbot.cli.common import console, err, progress_bar
 from chatbot.errors import ConfigError
 from chatbot.knowledge.ingest import IngestReport, ingest_configured
 from chatbot.settings import Settings, get_settings
 
 app = typer.Typer(help="Build and query the knowledge-base index.", no_args_is_help=True)
+app.command("tune")(kb_tune.tune_command)
+app.command("models")(kb_tune.models_command)
+app.command("use-model")(kb_tune.use_model_command)
 
 
 def build_index(settings: Settings, path: Path | None = None) -> list[IngestReport]:

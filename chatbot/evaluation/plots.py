@@ -115,8 +115,8 @@ def tokens(names: Sequence[str], summary: dict[str, Any]) -> str:
     ax.set_yticks(list(y), list(names))
     ax.invert_yaxis()
     ax.set_xlabel("tokens per answer (mean)")
-    ax.margins(x=0.15)
-    ax.legend(frameon=False, loc="lower right")
+    ax.margins(x=0.22)
+    ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     return _svg(fig)
 
 

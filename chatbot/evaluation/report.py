@@ -241,17 +241,23 @@ def _provenance(data: dict[str, Any]) -> str:
     )
 
 
-def render_html(data: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The whole report as one HTML page that opens offline."""
+def figures(data: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The report's plots as SVG strings, by name (scatter, handovers, latency, tokens)."""
     names = [n for n in data["backends"] if n in data["summary"]]
     by_backend = {n: [r for r in rows if r["backend_name"] == n] for n in names}
-    costs, cost_label = costs_for_plot(data)
-    figures = {
+    costs, _label = costs_for_plot(data)
+    return {
         "scatter": plots.quality_vs_cost(names, data["summary"], costs),
         "handovers": plots.handovers(names, data["summary"]),
         "latency": plots.latency(names, by_backend),
         "tokens": plots.tokens(names, data["summary"]),
     }
+
+
+def render_html(data: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The whole report as one HTML page that opens offline."""
+    _costs, cost_label = costs_for_plot(data)
+    drawn = figures(data, rows)
     breakeven_html, breakeven_json = _break_even(data)
     run, source, params = data["run"], data["source"], data["params"]
     what = (
@@ -271,11 +277,11 @@ def render_html(data: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         error=(f"<p class=warn>{escape(str(run['error']))}</p>" if run.get("error") else ""),
         cards=_cards(data),
         table=_table(data),
-        scatter=plots.strip_size(figures["scatter"]),
+        scatter=plots.strip_size(drawn["scatter"]),
         cost_label=escape(cost_label),
-        handovers=plots.strip_size(figures["handovers"]),
-        latency=plots.strip_size(figures["latency"]),
-        tokens=plots.strip_size(figures["tokens"]),
+        handovers=plots.strip_size(drawn["handovers"]),
+        latency=plots.strip_size(drawn["latency"]),
+        tokens=plots.strip_size(drawn["tokens"]),
         breakeven=breakeven_html,
         breakeven_json=breakeven_json.replace("</", "<\\/"),
         worst=_worst(data),
@@ -307,7 +313,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"# Afina evaluation #{data['run']['id']} ({data['run']['status']})",
         "",
         "| backend | quality | key facts | hand-over in / out of scope | total p50 / p95 ms "
-        "| prompt / completion tokens | USD per 1,000 | errors / fallbacks |",
+        "| prompt / completion tokens | USD per 1,000 (measured / as "
+        f"{data['params'].get('price_model') or '-'}) | errors / fallbacks |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in data["backends"]:
@@ -322,7 +329,8 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{_plain(m['handoff_out_of_scope'], 0, 100, '%')} "
             f"| {_num(m['latency_p50']['value'], 0)} / {_num(m['latency_p95']['value'], 0)} "
             f"| {_num(m['input_tokens']['value'], 0)} / {_num(m['output_tokens']['value'], 0)} "
-            f"| {_usd(cost * 1 if cost is not None else None)} | {m['errors']} / {m['fallbacks']} |"
+            f"| {_usd(cost)} / {_usd(entry.get('cost_per_1000_at_price_model'))} "
+            f"| {m['errors']} / {m['fallbacks']} |"
         )
     lines.append("")
     for pair in data["breakeven"]:
@@ -358,3 +366,14 @@ def write_report(data: dict[str, Any], rows: list[dict[str, Any]], out: Path) ->
     )
     md_path.write_text(render_markdown(data), encoding="utf-8")
     return [html_path, json_path, md_path]
+
+
+def write_plots(data: dict[str, Any], rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """Each plot as its own SVG file in ``folder`` (for a README or a slide)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, svg in figures(data, rows).items():
+        path = folder / f"{name}.svg"
+        path.write_text(svg, encoding="utf-8")
+        paths.append(path)
+    return paths

@@ -118,10 +118,16 @@ def ingest_configured(
     *,
     on_start: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    language_models: dict[str, str] | None = None,
 ) -> list[IngestReport]:
-    """Ingest ``path`` (default: the configured or bundled knowledge base) as settings say."""
+    """Ingest ``path`` (default: the configured or bundled knowledge base) as settings say,
+    each language with its active embedder (a tuned one chosen by `afina kb use-model`), or
+    with ``language_models`` when given."""
+    from chatbot.knowledge.tuning.registry import active_language_models
+
     r = settings.retrieval
-    routes = Routes(default_model=r.model, language_models=dict(r.language_models))
+    models = active_language_models(settings) if language_models is None else language_models
+    routes = Routes(default_model=r.model, language_models=models)
     return ingest(
         path or settings.kb_path,
         index_dir=settings.index_dir,

@@ -30,7 +30,13 @@ from chatbot.ui.auth import (
     session_user,
 )
 from chatbot.ui.datalayer import ASSISTANT, AfinaDataLayer, run_db
-from chatbot.ui.render import answer_markdown, retrieval_summary, source_text, source_title
+from chatbot.ui.render import (
+    answer_markdown,
+    retrieval_summary,
+    source_text,
+    source_title,
+    source_url,
+)
 from chatbot.ui.texts import locale_of, t
 
 log = logging.getLogger(__name__)
@@ -265,7 +271,9 @@ async def _finish(answer: cl.Message, search: cl.Step, result: TurnResult, local
     shown = [] if result.meta.handoff else sources
     for index, source in enumerate(shown):
         element = cl.Text(
-            name=source_title(source, index), content=source_text(source, locale), display="side"
+            name=source_title(source, index),
+            url=source_url(source_text(source, locale)),
+            display="side",
         )
         await element.send(for_id=answer.id)
     action = cl.Action(

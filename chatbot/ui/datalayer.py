@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from chainlit.data.base import BaseDataLayer
 from chainlit.data.utils import queue_until_user_message
@@ -33,10 +32,18 @@ from chainlit.user import PersistedUser, User
 
 from chatbot.db import history, store
 from chatbot.db.models import Message
+from chatbot.db.recovery import INTERRUPTED
 from chatbot.errors import NotFoundError
 from chatbot.ui import state
 from chatbot.ui.auth import CURRENT_USER_ID
-from chatbot.ui.render import answer_markdown, retrieval_summary, source_text, source_title
+from chatbot.ui.render import (
+    answer_markdown,
+    retrieval_summary,
+    source_text,
+    source_title,
+    source_url,
+)
+from chatbot.ui.texts import t
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -269,6 +276,8 @@ def thread_dict(view: history.ThreadView) -> ThreadDict:
         if message.role == "user":
             parent = message.id
             steps.append(_user_step(message, view.owner))
+            if message.status == INTERRUPTED:
+                steps.append(_interrupted_step(message, conversation.locale))
         elif message.role == "assistant":
             new_steps, new_elements = _answer_steps(message, parent, conversation.locale, view)
             steps.extend(new_steps)
@@ -297,6 +306,23 @@ def _user_step(message: Message, owner: str) -> StepDict:
         "start": iso(message.created_at),
         "end": iso(message.created_at),
         "parentId": None,
+        "metadata": {},
+    }
+
+
+def _interrupted_step(question: Message, locale: str) -> StepDict:
+    """A note under a question whose answer never came (the server stopped mid-turn)."""
+    when = iso(question.created_at)
+    return {
+        "id": derived_id(question.id, "interrupted"),
+        "threadId": question.conversation_id,
+        "type": "assistant_message",
+        "name": ASSISTANT,
+        "output": f"⚠️ {t(locale, 'interrupted')}",
+        "createdAt": when,
+        "start": when,
+        "end": when,
+        "parentId": question.id,
         "metadata": {},
     }
 
@@ -345,7 +371,7 @@ def _answer_steps(
         backend=message.backend_name,
         sources=sources,
         handoff=message.handoff,
-        error=(message.error and message.status and None) or (message.error and message.content),
+        error=message.content if message.error and message.status is None else None,
         partial=message.status is not None,
     )
     steps.append(
@@ -373,7 +399,7 @@ def _source_element(message: Message, index: int, source: dict, locale: str) -> 
         "display": "side",
         "forId": message.id,
         "mime": "text/plain",
-        "url": "data:text/plain;charset=utf-8," + quote(text),
+        "url": source_url(text),
     }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +17,7 @@ from chatbot.ui import state
 from chatbot.ui.auth import CURRENT_USER_ID, ENDED, LoginUser, session_user
 
 log = logging.getLogger(__name__)
+MAX_SOCKET_BYTES = 4 * 1024 * 1024
 DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 # Chainlit routes Afina does not use that hand out cookies: closed by the host app.
 CLOSED_PATHS = ("/auth/jwt", "/auth/header", "/auth/oauth")
@@ -80,7 +83,31 @@ def harden(chainlit_app: FastAPI, allowed_origins: list[str]) -> None:
         return ok
 
     sio.eio.cors_allowed_origins = websocket_origin
+    # a pasted megabyte reaches on_message and is refused there with a message, instead of
+    # the socket being dropped silently at engine.io's 1 MB default
+    sio.eio.max_http_buffer_size = MAX_SOCKET_BYTES
     drop_docs(chainlit_app)
+
+
+def clear_session_files(max_age_s: float = 7200) -> int:
+    """Remove files Chainlit kept for browser sessions that ended long ago (a crash skips its
+    clean-up); sessions time out after an hour, so older folders serve nobody. Returns how
+    many files went."""
+    from chainlit.config import FILES_DIRECTORY
+
+    if not FILES_DIRECTORY.is_dir():
+        return 0
+    count, now = 0, time.time()
+    for entry in FILES_DIRECTORY.iterdir():
+        if now - entry.stat().st_mtime < max_age_s:
+            continue  # maybe a live session of a server sharing this folder
+        if entry.is_dir():
+            count += sum(1 for p in entry.rglob("*") if p.is_file())
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            count += 1
+            entry.unlink(missing_ok=True)
+    return count
 
 
 def drop_docs(app: FastAPI) -> None:

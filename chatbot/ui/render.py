@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from chatbot.ui.texts import t
 
@@ -21,6 +22,12 @@ def source_text(source: dict[str, Any], locale: str) -> str:
         f"{t(locale, 'score')}: {score:.2f} · `{source.get('id')}`\n\n"
         f"{source.get('snippet') or ''}"
     )
+
+
+def source_url(text: str) -> str:
+    """A source's side panel as a data: URL: Chainlit keeps no file per answer for it (files
+    under its .files folder would pile up, and stay after a crash)."""
+    return "data:text/plain;charset=utf-8," + quote(text)
 
 
 def retrieval_summary(sources: list[dict[str, Any]], locale: str) -> str:
@@ -45,7 +52,8 @@ def answer_markdown(
     """The full answer shown in the chat (what is stored stays the plain answer); a partial
     answer keeps the text the user saw, followed by why it stopped."""
     if partial:
-        return f"{text}\n\n⚠️ *{error or t(locale, 'partial')}*" if text else f"⚠️ {error}"
+        note = error or t(locale, "partial")
+        return f"{text}\n\n⚠️ *{note}*" if text else f"⚠️ {note}"
     if error:
         return f"⚠️ {error}"
     body = f"> 🧑‍💼 **{t(locale, 'handoff')}**\n>\n> {text}" if handoff else text

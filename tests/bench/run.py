@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from backends.retrieval.index_set import Routes  # noqa: E402
 from chatbot.knowledge.ingest import ingest  # noqa: E402
-from tests.bench import export, languages, llm, retrieval, turns  # noqa: E402
+from tests.bench import export, finetune, languages, llm, pii, retrieval, turns  # noqa: E402
 
 SMALL_KB = Path(__file__).resolve().parents[1] / "data" / "kb_small"
 
@@ -24,7 +24,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller samples")
     parser.add_argument(
-        "--only", choices=["retrieval", "languages", "turns", "export", "llm"], help="one group"
+        "--only",
+        choices=["retrieval", "languages", "turns", "export", "llm", "finetune", "pii"],
+        help="one group",
     )
     parser.add_argument(
         "--export-messages",
@@ -50,9 +52,13 @@ def main() -> None:
             turns.run(index_dir, 50 if args.quick else 300, args.postgres)
     if args.only in (None, "llm"):
         llm.run(args.quick)
+    if args.only in (None, "pii"):
+        pii.run(args.quick)
     if args.only in (None, "export"):
         size = args.export_messages or (100_000 if args.quick else 1_000_000)
         export.run(size, args.postgres)
+    if args.only in (None, "finetune"):
+        finetune.run(args.quick)
 
 
 if __name__ == "__main__":

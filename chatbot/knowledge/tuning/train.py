@@ -1,0 +1,191 @@
+"""The contrastive training run: sentence-transformers' trainer, MultipleNegativesRankingLoss
+with hard negatives, batches without false negatives, a time budget and a progress callback."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot.knowledge.tuning.data import Pair
+
+Progress = Callable[[int, int, float | None], None]  # (step, total steps, last loss)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one run (recorded in the lineage)."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    max_steps: int | None
+    max_minutes: float
+    seed: int
+    warmup: float = 0.1  # share of the steps warming the learning rate up
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """How a run ended."""
+
+    steps: int
+    total_steps: int
+    stopped_by: str  # "done" | "max_steps" | "budget"
+    seconds: float
+    last_loss: float | None
+
+
+def effective_batch(pairs: Sequence[Pair], batch_size: int) -> int:
+    """The batch size a run can use: each batch holds distinct entries, none of them the
+    entry of another pair's negative, so it is capped by the number of training entries."""
+    entries = len({p.entry for p in pairs})
+    return max(2, min(batch_size, entries - 1 if entries > 2 else 2, len(pairs)))
+
+
+def entry_batches(pairs: Sequence[Pair], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffled batches in which no entry appears twice and no negative belongs to another
+    pair's entry: in-batch negatives of MultipleNegativesRankingLoss are then true negatives."""
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    batches = []
+    while order:
+        batch: list[int] = []
+        used: set[str] = set()
+        negatives: set[str] = set()
+        left = []
+        for i in order:
+            p = pairs[i]
+            fits = (
+                len(batch) < batch_size
+                and p.entry not in used
+                and p.entry not in negatives
+                and p.negative_entry not in used
+            )
+            if fits:
+                batch.append(i)
+                used.add(p.entry)
+                negatives.add(p.negative_entry)
+            else:
+                left.append(i)
+        batches.append(batch)
+        order = left
+    return batches
+
+
+def train(
+    model: Any,
+    pairs: Sequence[Pair],
+    config: TrainConfig,
+    *,
+    deadline: float,
+    progress: Progress | None = None,
+) -> TrainOutcome:
+    """Train ``model`` in place on (anchor, positive, negative) triplets until the epochs,
+    ``max_steps`` or the monotonic ``deadline`` end it (what was trained is kept)."""
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from transformers import TrainerCallback
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    batch_size = effective_batch(pairs, config.batch_size)
+    columns: dict[str, list[str]] = {"anchor": [], "positive": []}
+    if all(p.negative for p in pairs):
+        columns["negative"] = []
+    for p in pairs:
+        columns["anchor"].append(p.anchor)
+        columns["positive"].append(p.positive)
+        if "negative" in columns:
+            columns["negative"].append(p.negative)
+    dataset = Dataset.from_dict(columns)
+
+    class EntryBatchSampler(DefaultBatchSampler):
+        """Batches from ``entry_batches``, reshuffled each epoch."""
+
+        def __iter__(self) -> Iterator[list[int]]:
+            yield from entry_batches(pairs, batch_size, config.seed + self.epoch)
+
+        def __len__(self) -> int:
+            return len(entry_batches(pairs, batch_size, config.seed))
+
+    steps_per_epoch = len(entry_batches(pairs, batch_size, config.seed))
+    total = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total = min(total, config.max_steps)
+
+    class Watch(TrainerCallback):
+        """Progress after each step; stops cleanly when the time budget runs out."""
+
+        stopped_by = "done"
+        loss: float | None = None
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                self.loss = float(logs["loss"])
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if progress:
+                progress(state.global_step, total, self.loss)
+            if time.monotonic() >= deadline and state.global_step < total:
+                self.stopped_by = "budget"
+                control.should_training_stop = True
+
+    watch = Watch()
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="afina-tune-") as scratch:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(Path(scratch) / "trainer"),
+            num_train_epochs=config.epochs,
+            max_steps=total,
+            per_device_train_batch_size=batch_size,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=True,
+            seed=config.seed,
+            dataloader_num_workers=0,
+            dataloader_pin_memory=False,
+            disable_tqdm=True,
+            batch_sampler=EntryBatchSampler,
+        )
+
+        class Trainer(SentenceTransformerTrainer):
+            """No model-card tracking: it would copy training questions (customers' chat
+            messages) into the saved folder's README.md as widget examples."""
+
+            def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
+                return None
+
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            loss=MultipleNegativesRankingLoss(model),
+            callbacks=[watch],
+        )
+        trainer.remove_callback(_printer_callback())
+        state = trainer.train()
+    steps = int(getattr(state, "global_step", 0))
+    stopped = watch.stopped_by
+    if stopped == "done" and config.max_steps and steps >= config.max_steps:
+        stopped = "max_steps" if config.max_steps < steps_per_epoch * config.epochs else "done"
+    return TrainOutcome(steps, total, stopped, time.monotonic() - start, watch.loss)
+
+
+def _printer_callback() -> Any:
+    """The trainer's default console printer (our progress bar replaces it)."""
+    from transformers.trainer_callback import PrinterCallback
+
+    return PrinterCallback
