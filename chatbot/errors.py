@@ -15,3 +15,7 @@ class ConfigError(AfinaError):
 
 class NotFoundError(AfinaError):
     """A named thing (user, conversation, backend) does not exist."""
+
+
+class DatabaseUnavailable(AfinaError):
+    """The database did not answer, even after a retry; the turn is kept to be written later."""

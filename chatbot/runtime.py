@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from chatbot.db import migrate
 from chatbot.db.session import check_connection, make_engine, make_sessionmaker
 from chatbot.service import ChatService
 from chatbot.settings import Settings
+from chatbot.training.pii.worker import PiiWorker
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Runtime:
     sessions: sessionmaker[Session]
     pool: BackendPool
     service: ChatService
+    # detects personal data in stored messages in the background (see start_pii_worker)
+    pii_worker: PiiWorker | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, upgrade: bool = True) -> Runtime:
@@ -42,8 +46,15 @@ class Runtime:
         pool = BackendPool(sessions, settings)
         return cls(settings, engine, sessions, pool, ChatService(sessions, pool, settings.chat))
 
+    def start_pii_worker(self) -> None:
+        """Detect personal data in messages as they are stored (when the settings say so)."""
+        if self.settings.pii.detect_on_store and self.pii_worker is None:
+            self.pii_worker = PiiWorker(self.sessions, self.settings.pii).start()
+
     async def aclose(self) -> None:
         """Close backends and the engine."""
+        if self.pii_worker is not None:
+            await asyncio.to_thread(self.pii_worker.stop)
         await self.pool.aclose()
         self.engine.dispose()
 

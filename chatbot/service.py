@@ -7,18 +7,24 @@ import contextlib
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from backends.base import BackendError, Conversation, ReplyMeta, Turn
 from backends.language import detect_sure
 from chatbot.backend_pool import BackendPool, ResolvedBackend
-from chatbot.db import store
-from chatbot.db.session import retrying
+from chatbot.db import recovery, store
+from chatbot.db.session import outage, retrying
 from chatbot.deadlines import within_deadlines
-from chatbot.errors import InputError
+from chatbot.errors import DatabaseUnavailable, InputError
+from chatbot.journal import FILE_NAME as JOURNAL_FILE
+from chatbot.journal import Journal
 from chatbot.pricing import cost_usd
 from chatbot.settings import ChatSettings
 
@@ -30,6 +36,10 @@ FALLBACK_NOTE = {
     "en": "Here is an answer from the backup assistant instead:",
     "es": "Esta es la respuesta del asistente de respaldo:",
 }
+UNSAVED = (
+    "The database is not answering, even after a retry: this turn is kept in "
+    f"AFINA_HOME/{JOURNAL_FILE} and written to the database when it is back."
+)
 UNEXPECTED = {
     "en": "Something went wrong while answering. Please try again in a moment.",
     "es": "Algo salió mal al responder. Vuelve a intentarlo en un momento.",
@@ -76,6 +86,19 @@ class ChatService:
         self._sessions = sessions
         self._pool = pool
         self._chat = chat
+        # turns the database refused past the retry, written back when it answers again
+        self.journal = Journal(Path(pool.settings.home) / JOURNAL_FILE)
+
+    def replay_unsaved(self) -> int:
+        """Write the turns kept while the database was down (blocking); how many were."""
+        if not self.journal.path.exists():
+            return 0
+
+        def write(record: dict) -> None:
+            with self._sessions.begin() as session:
+                recovery.write_unsaved(session=session, record=record)
+
+        return self.journal.replay(write)
 
     async def start_conversation(
         self, *, user_id: int, locale: str | None = None, conversation_id: str | None = None
@@ -146,7 +169,6 @@ class ChatService:
     ) -> str:
         """Store the assistant message with its provenance (or the error)."""
         meta = result.meta
-        fields = {"id": result.reply_id} if result.reply_id else {}
         with self._sessions.begin() as session:
             if meta.locale:  # the backend answered in another language: the chat follows it
                 conversation = store.get_conversation(
@@ -157,25 +179,35 @@ class ChatService:
                 session=session,
                 conversation_id=conversation_id,
                 role="assistant",
-                content=result.text if result.status else (result.error or result.text),
-                backend_name=resolved.name if resolved else None,
-                backend_config_hash=resolved.config_hash if resolved else None,
-                model=meta.model,
-                sources=[s.to_dict() for s in meta.sources],
-                index_version=meta.index_version,
-                input_tokens=meta.input_tokens,
-                output_tokens=meta.output_tokens,
-                ttft_ms=result.ttft_ms,
-                latency_ms=result.latency_ms,
-                handoff=meta.handoff,
-                error=detail,
-                cost_usd=result.cost_usd,
-                fallback_from=result.fallback_from,
-                details=meta.details or None,
-                status=result.status,
-                **fields,
+                **answer_fields(result, resolved, detail),
             )
             return message.id
+
+
+def answer_fields(
+    result: TurnResult, resolved: ResolvedBackend | None, detail: str | None
+) -> dict[str, Any]:
+    """The assistant message's columns: the answer (or error) and its provenance."""
+    meta = result.meta
+    return {
+        "id": result.reply_id or str(uuid.uuid4()),
+        "content": result.text if result.status else (result.error or result.text),
+        "backend_name": resolved.name if resolved else None,
+        "backend_config_hash": resolved.config_hash if resolved else None,
+        "model": meta.model,
+        "sources": [s.to_dict() for s in meta.sources],
+        "index_version": meta.index_version,
+        "input_tokens": meta.input_tokens,
+        "output_tokens": meta.output_tokens,
+        "ttft_ms": result.ttft_ms,
+        "latency_ms": result.latency_ms,
+        "handoff": meta.handoff,
+        "error": detail,
+        "cost_usd": result.cost_usd,
+        "fallback_from": result.fallback_from,
+        "details": meta.details or None,
+        "status": result.status,
+    }
 
 
 class Reply:
@@ -221,24 +253,48 @@ class Reply:
         result.text = "".join(self._chunks)
         result.status = "partial" if result.text else "interrupted"
         result.error = result.error or "the answer was interrupted before it finished"
-        result.reply_id = retrying(
-            self._service._store_answer,
-            self._conversation_id,
-            result,
-            self._resolved,
-            result.error,
-        )
+        result.reply_id = self._saved_answer(self._resolved, result.error)
         self._open = False
+
+    def _saved_answer(self, resolved: ResolvedBackend | None, detail: str | None) -> str:
+        """Store the answer (blocking); while the database is down, keep it in the journal."""
+        service, result = self._service, self.result
+        result.reply_id = result.reply_id or str(uuid.uuid4())
+        try:
+            return retrying(service._store_answer, self._conversation_id, result, resolved, detail)
+        except Exception as exc:
+            if not outage(exc):
+                raise
+            answer = answer_fields(result, resolved, detail)
+            service.journal.add(self._unsaved("answer", exc, answer=answer))
+            self._open = False  # the journal holds it now
+            raise DatabaseUnavailable(UNSAVED) from exc
+
+    def _saved_question(self) -> tuple[str, Conversation]:
+        """Store the question (blocking); while the database is down, keep it in the journal."""
+        self._user_message_id = self._user_message_id or str(uuid.uuid4())
+        args = (self._conversation_id, self._question, self._user_message_id)
+        try:
+            return retrying(self._service._store_question, *args)
+        except Exception as exc:
+            if not outage(exc):
+                raise
+            self._service.journal.add(self._unsaved("question", exc, question=self._question))
+            raise DatabaseUnavailable(UNSAVED) from exc
+
+    def _unsaved(self, kind: str, exc: Exception, **record: Any) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "conversation_id": self._conversation_id,
+            "question_id": self._user_message_id,
+            "at": datetime.now(UTC).isoformat(),
+            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+            **record,
+        }
 
     async def _run(self) -> AsyncGenerator[str, None]:
         service, result = self._service, self.result
-        result.user_message_id, view = await asyncio.to_thread(
-            retrying,
-            service._store_question,
-            self._conversation_id,
-            self._question,
-            self._user_message_id,
-        )
+        result.user_message_id, view = await asyncio.to_thread(self._saved_question)
         self._open = True
         resolved: ResolvedBackend | None = None
         detail: str | None = None
@@ -271,10 +327,10 @@ class Reply:
             result.cost_usd = cost_usd(prices, m.model, m.input_tokens, m.output_tokens)
         elif chunks:  # failed after some text: keep what the user saw, with the error
             result.status = "partial"
-        result.reply_id = await asyncio.to_thread(
-            retrying, service._store_answer, self._conversation_id, result, resolved, detail
-        )
+        result.reply_id = await asyncio.to_thread(self._saved_answer, resolved, detail)
         self._open = False
+        if service.journal.path.exists():  # the database answers again: write back the rest
+            await asyncio.to_thread(service.replay_unsaved)
 
     async def _relay(
         self, resolved: ResolvedBackend, view: Conversation, chunks: list[str], start: float

@@ -68,9 +68,11 @@ def ensure_index(settings: Settings) -> None:
 def prepare(settings: Settings, on_password: PasswordNotice) -> Runtime:
     """Migrate, make sure an index and a first admin exist, and return the open runtime."""
     runtime = Runtime.open(settings)
+    runtime.start_pii_worker()  # personal data detected as messages are stored
     try:
         ensure_index(settings)
         password = bootstrap_admin(runtime.sessions, settings)
+        runtime.service.replay_unsaved()  # turns kept while the database was down
         with runtime.sessions.begin() as session:
             if count := mark_interrupted(session=session):
                 log.warning("%d question(s) left unanswered by a stop: marked interrupted", count)

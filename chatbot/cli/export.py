@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
+from chatbot.cli import export_pii
 from chatbot.cli.common import console, err, open_runtime, progress_bar
 from chatbot.errors import InputError
 from chatbot.settings import get_settings
 from chatbot.training.examples import ExampleOptions
 from chatbot.training.export import ExportOptions, run_export, validate_paths
 from chatbot.training.filters import ExportFilters
+from chatbot.training.pii.backfill import pending
 from chatbot.training.report import build_report, render_text
 from chatbot.training.split import SplitPlan
 
@@ -66,6 +69,9 @@ def export(
     by: Annotated[str | None, Opt("--by", help="who exports (recorded in lineage)")] = None,
     as_json: Annotated[bool, Opt("--json", help="print the report as JSON")] = False,
     strict: Annotated[bool, Opt(help="exit 1 when the files would be rejected")] = False,
+    preview: Annotated[
+        int, Opt(help="print the redacted messages of the first N exported conversations")
+    ] = 0,
 ) -> None:
     """Write validated training files; ``--out FILE.jsonl`` writes one file without splits."""
     if ctx.invoked_subcommand is not None:
@@ -94,21 +100,27 @@ def export(
         near_duplicates=near_duplicates,
         pin_test=pin_test,
         single_file=out.suffix == ".jsonl",
+        preview=preview,
     )
     runtime = open_runtime()
     try:
-        with progress_bar("Reading chats") as (_, advance):
-            result = run_export(
-                sessions=runtime.sessions,
-                out=out,
-                options=options,
-                encode_factory=lambda: _encoder(settings),
-                created_by=by or settings.chat.cli_user,
-                progress=advance,
-            )
+        with progress_bar("Detecting personal data") as (start, detected):
+            start(pending(runtime.sessions) if redact else 0)
+            with progress_bar("Reading chats") as (_, advance):
+                result = run_export(
+                    sessions=runtime.sessions,
+                    out=out,
+                    options=options,
+                    encode_factory=lambda: _encoder(settings),
+                    created_by=by or settings.chat.cli_user,
+                    progress=advance,
+                    pii=settings.pii,
+                    pii_progress=detected,
+                )
     finally:
         runtime.engine.dispose()
     _print(result.report, result.text, as_json)
+    print_preview(result.preview)
     written = ", ".join(str(p) for p in result.files.values())
     (err if as_json else console).print(f"Export #{result.export_id}: {written}")
     if strict and not result.ok:
@@ -141,6 +153,19 @@ def _print(report: dict[str, Any], text: str, as_json: bool) -> None:
         console.print_json(json.dumps(report))
     else:
         console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def print_preview(rows: list[tuple[str, str, str]]) -> None:
+    """Redacted messages with their ids (mark a missed span: ``afina export mark-pii ID TEXT``)."""
+    if not rows:
+        return
+    err.print("[bold]Preview[/] (redacted; mark what was missed: afina export mark-pii ID TEXT)")
+    for message_id, role, text in rows:
+        err.print(f"  {message_id} {role:<9} {escape(text[:300])}", highlight=False)
+
+
+app.command("pii-backfill")(export_pii.backfill_command)
+app.command("mark-pii")(export_pii.mark_command)
 
 
 @app.command("validate")

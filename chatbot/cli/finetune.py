@@ -53,12 +53,14 @@ def _local_config(runtime: Runtime, **given: Any) -> local.LocalConfig:
 def start(
     export: Annotated[int, Opt("--export", help="export id (printed by `afina export`)")],
     provider: Annotated[str, Opt(help="local (CPU, bundled SmolLM2) or openai")] = "local",
-    method: Annotated[str | None, Opt(help="lora or full (local); AFINA_FINETUNE_METHOD")] = None,
+    method: Annotated[
+        str | None, Opt(help="local: lora or full (AFINA_FINETUNE_METHOD); openai: supervised, dpo")
+    ] = None,
     base_model: Annotated[str | None, Opt(help="base model; local: smollm2")] = None,
     epochs: Annotated[int | None, Opt(min=1, help="passes over the training file")] = None,
     max_steps: Annotated[int | None, Opt(min=1, help="stop after this many steps")] = None,
     max_minutes: Annotated[float | None, Opt(min=0.01, help="time budget of the job")] = None,
-    lr: Annotated[float | None, Opt(help="learning rate")] = None,
+    lr: Annotated[float | None, Opt(help="learning rate (openai: its multiplier)")] = None,
     lora_rank: Annotated[int | None, Opt(min=1, help="LoRA rank")] = None,
     lora_alpha: Annotated[float | None, Opt(help="LoRA alpha")] = None,
     batch_size: Annotated[int | None, Opt(min=1, help="examples per step")] = None,
@@ -78,7 +80,9 @@ def start(
     runtime = open_runtime()
     try:
         if provider == "openai":
-            _start_remote(runtime, export, folder, created_by, base_model, epochs, max_minutes,
+            hyper = {"n_epochs": epochs, "batch_size": batch_size, "learning_rate_multiplier": lr}
+            _start_remote(runtime, export, folder, created_by, base_model, method or "supervised",
+                          {k: v for k, v in hyper.items() if v}, max_minutes,
                           suffix=suffix, base_url=base_url, api_key_env=api_key_env)  # fmt: skip
             return
         config = _local_config(
@@ -133,7 +137,8 @@ def _start_remote(
     folder: Path | None,
     created_by: str | None,
     base_model: str | None,
-    epochs: int | None,
+    method: str,
+    hyper: dict[str, Any],
     max_minutes: float | None,
     **remote: Any,
 ) -> None:
@@ -147,10 +152,9 @@ def _start_remote(
 
     if not base_model:
         raise InputError("--provider openai needs --base-model, e.g. gpt-4.1-mini-2025-04-14")
-    hyper = {"n_epochs": epochs} if epochs else {}
     job_id, _files = runner.create_job(
         runtime.sessions, runtime.settings, export_id=export, provider="openai",
-        base_model=base_model, method="supervised", hyperparameters=hyper, folder=folder,
+        base_model=base_model, method=method, hyperparameters=hyper, folder=folder,
         created_by=created_by, **remote,
     )  # fmt: skip
     err.print(f"Job {job_id}: OpenAI-compatible fine-tune of {base_model} on export {export}.")

@@ -64,7 +64,7 @@ def serve(
         )
         if finetunes and lora is None:
             port = settings.llm.finetune_port if finetune_port is None else finetune_port
-            tuned = _serve_finetunes(runtime, model, port)
+            tuned = _serve_finetunes(runtime, port)
         _wait_for_stop()
     finally:
         for extra in tuned:
@@ -74,11 +74,9 @@ def serve(
         console.print("Stopped.")
 
 
-def _serve_finetunes(
-    runtime: Runtime, model: Path | None, port: int
-) -> list[llm_server.LocalServer]:
-    """Serve registered local fine-tunes: LoRA adapters on one second server, switched per
-    request; each full fine-tune on a server of its own (any free port)."""
+def _serve_finetunes(runtime: Runtime, port: int) -> list[llm_server.LocalServer]:
+    """Serve registered local fine-tunes: LoRA adapters (trained on the bundled SmolLM2) on one
+    second server, switched per request; each full fine-tune on a server of its own."""
     with runtime.sessions.begin() as session:
         found, problems = serving.local_artefacts(session=session)
     for problem in problems:
@@ -90,9 +88,7 @@ def _serve_finetunes(
     try:
         if adapters:
             paths = [a.path for a in adapters]
-            tuned = llm_server.start(
-                port=port, model_path=model, adapters=paths, context_tokens=context
-            )
+            tuned = llm_server.start(port=port, adapters=paths, context_tokens=context)
             servers.append(tuned)
             served |= {a.backend: (tuned.base_url, i) for i, a in enumerate(adapters)}
         for whole in (a for a in found if a.kind == "model_file"):

@@ -128,6 +128,10 @@ class Message(Base):
     # None = complete; "partial" = an answer cut off while streaming (what the user saw);
     # "interrupted" = a question the server stopped answering (a crash), marked on the next start
     status: Mapped[str | None] = mapped_column(String(16))
+    # personal data in ``content``: [{start, end, type, score, source}] (source "admin" = marked
+    # by hand); pii_version = the detector version that checked it (None = not checked yet)
+    pii_spans: Mapped[list[Any] | None] = mapped_column(JSON)
+    pii_version: Mapped[int | None] = mapped_column(SmallInteger)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -161,6 +165,9 @@ class Correction(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     content: Mapped[str] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # personal data in ``content``, as on messages
+    pii_spans: Mapped[list[Any] | None] = mapped_column(JSON)
+    pii_version: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class BackendRecord(Base):

@@ -1,11 +1,18 @@
-"""After a crash: questions the server stopped answering are marked, so none is silently lost."""
+"""After a crash or an outage: unanswered questions are marked, unsaved turns written back."""
 
 from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
-from chatbot.db.models import Message
+from chatbot.db import store
+from chatbot.db.models import Conversation, Message
+
+log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
 
@@ -38,3 +45,46 @@ def mark_interrupted(*, session: Session) -> int:
             .values(status=INTERRUPTED)
         )
     return len(ids)
+
+
+def write_unsaved(*, session: Session, record: dict[str, Any]) -> None:
+    """Write a record kept while the database was down (``chatbot.journal``); idempotent.
+
+    "question": the question, marked interrupted with the database error (its turn stopped);
+    "answer": the answer the user saw, with its provenance, after its stored question."""
+    conversation = session.get(Conversation, record["conversation_id"])
+    if conversation is None:
+        if record.get("user_id") is None:
+            log.warning(
+                "unsaved %s dropped: no conversation %s", record["kind"], record["conversation_id"]
+            )
+            return
+        conversation = store.add_conversation(
+            session=session,
+            user_id=int(record["user_id"]),
+            locale=str(record.get("locale") or "en"),
+            conversation_id=record["conversation_id"],
+        )
+    at = datetime.fromisoformat(record["at"])
+    if record["kind"] == "question":
+        if session.get(Message, record["question_id"]) is None:
+            store.add_message(
+                session=session,
+                conversation_id=conversation.id,
+                role="user",
+                content=record["question"],
+                id=record["question_id"],
+                created_at=at,
+                status=INTERRUPTED,
+                error=f"not answered, the database was unavailable: {record.get('error')}",
+            )
+            conversation.title = conversation.title or record["question"][:80]
+    elif session.get(Message, record["answer"]["id"]) is None:
+        store.add_message(
+            session=session,
+            conversation_id=conversation.id,
+            role="assistant",
+            created_at=at,
+            **record["answer"],
+        )
+    session.flush()

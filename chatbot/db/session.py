@@ -73,6 +73,13 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
+def outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (not a bug, not a constraint)."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
 def retrying(work: Callable[..., T], *args: Any, pause_s: float = 1.0) -> T:
     """``work(*args)`` (one transaction); run once more after ``pause_s`` when the database
     connection failed (a restart, a dropped connection): the pool's pre-ping and the retry
@@ -80,7 +87,7 @@ def retrying(work: Callable[..., T], *args: Any, pause_s: float = 1.0) -> T:
     try:
         return work(*args)
     except DBAPIError as exc:
-        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+        if not outage(exc):
             raise
         log.warning("database error, retrying once in %.1f s: %s", pause_s, _first_line(exc))
     time.sleep(pause_s)

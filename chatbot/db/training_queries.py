@@ -30,6 +30,9 @@ class StoredMessage:
     details: dict[str, Any] | None
     rating: int
     correction: str | None
+    # personal-data spans stored with the content / the correction; None = never checked
+    pii_spans: list[dict[str, Any]] | None = None
+    correction_spans: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,24 +124,28 @@ def _messages_of(session: Session, ids: list[str]) -> dict[str, tuple[StoredMess
             .group_by(Feedback.message_id)
         ).all()
     )
-    corrections: dict[str, str] = {}
+    corrections: dict[str, tuple[str, list[dict[str, Any]] | None]] = {}
     rows = session.execute(
-        select(Correction.message_id, Correction.content)
+        select(
+            Correction.message_id, Correction.content, Correction.pii_spans, Correction.pii_version
+        )
         .join(Message, Message.id == Correction.message_id)
         .where(Message.conversation_id.in_(ids))
         .order_by(Correction.created_at, Correction.id)
     )
-    for message_id, content in rows:
-        corrections[message_id] = content  # the latest correction wins
+    for message_id, content, spans, version in rows:  # the latest correction wins
+        corrections[message_id] = (content, None if version is None else spans or [])
     columns = (Message.conversation_id, Message.id, Message.role, Message.content)
     extra = (Message.backend_name, Message.error, Message.details)
+    pii = (Message.pii_spans, Message.pii_version)
     query = (
-        select(*columns, *extra)
+        select(*columns, *extra, *pii)
         .where(Message.conversation_id.in_(ids))
         .order_by(Message.conversation_id, Message.created_at, Message.role.desc())
     )
     grouped: dict[str, list[StoredMessage]] = defaultdict(list)
     for row in session.execute(query):
+        correction, correction_spans = corrections.get(row.id, (None, None))
         grouped[row.conversation_id].append(
             StoredMessage(
                 row.id,
@@ -148,7 +155,9 @@ def _messages_of(session: Session, ids: list[str]) -> dict[str, tuple[StoredMess
                 row.error,
                 row.details,
                 int(ratings.get(row.id) or 0),
-                corrections.get(row.id),
+                correction,
+                None if row.pii_version is None else row.pii_spans or [],
+                correction_spans,
             )
         )
     return {key: tuple(value) for key, value in grouped.items()}

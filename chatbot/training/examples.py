@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from chatbot.db.training_queries import StoredConversation, StoredMessage
 from chatbot.training.filters import ExportFilters, is_approved
+from chatbot.training.pii import spans as pii_spans
 from chatbot.training.redact import Redactor
 
 Format = Literal["chat", "dpo"]
@@ -39,16 +40,29 @@ class _Turn:
 
 
 def redact_conversation(conversation: StoredConversation, redactor: Redactor) -> StoredConversation:
-    """The conversation with message texts and corrections redacted (one placeholder map)."""
+    """The conversation with message texts and corrections redacted (one placeholder map).
+
+    Spans detected when a message was stored are applied first, then the regex layer
+    catches what they missed (and is all there is for a text never checked).
+    """
     messages = tuple(
         dataclasses.replace(
             m,
-            content=redactor.redact(m.content),
-            correction=None if m.correction is None else redactor.redact(m.correction),
+            content=redact_text(m.content, m.pii_spans, redactor),
+            correction=None
+            if m.correction is None
+            else redact_text(m.correction, m.correction_spans, redactor),
         )
         for m in conversation.messages
     )
     return dataclasses.replace(conversation, messages=messages)
+
+
+def redact_text(text: str, spans: list[dict[str, Any]] | None, redactor: Redactor) -> str:
+    """``text`` with its stored spans replaced, then the regex layer applied."""
+    if spans:
+        text = pii_spans.apply(text, (pii_spans.Span.from_json(s) for s in spans), redactor)
+    return redactor.redact(text)
 
 
 def _turns(conversation: StoredConversation, filters: ExportFilters) -> list[_Turn]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from chatbot.db import store
 from chatbot.db.training_queries import iter_training_conversations
 from chatbot.errors import InputError
-from chatbot.settings import TrainingSettings
+from chatbot.settings import PiiSettings, TrainingSettings
 from chatbot.training.examples import (
     ExampleOptions,
     build_examples,
@@ -65,6 +65,8 @@ class ExportOptions:
     model: str = "gpt-4o-mini-2024-07-18"
     max_example_tokens: int = 65_536
     price_per_million: float = 3.0
+    # redacted messages (id, role, text) of the first conversations kept for a preview
+    preview: int = 0
 
     @classmethod
     def from_settings(cls, training: TrainingSettings, **overrides: Any) -> ExportOptions:
@@ -107,6 +109,8 @@ class ExportResult:
     files: dict[str, Path]
     report: dict[str, Any]
     text: str
+    # (message id, role, redacted text) of the first exported conversations (``preview``)
+    preview: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -123,6 +127,7 @@ class _Collected:
     staged: Counter[str] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
     redacted_conversations: int = 0
+    preview: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _collect(
@@ -149,6 +154,9 @@ def _collect(
             if not examples:
                 totals.skipped["no_examples"] += 1
                 continue
+            if len(totals.preview) < options.preview:
+                totals.preview += [(m.id, m.role, m.content) for m in conversation.messages]
+                del totals.preview[options.preview :]
             split = assign(conversation.id, conversation.pinned_split, options.plan)
             totals.staged[split] += 1
             line = {"c": conversation.id, "t": dedup_text(conversation), "x": examples}
@@ -229,10 +237,21 @@ def run_export(
     encode_factory: Callable[[], Encode] | None = None,
     created_by: str | None = None,
     progress: Callable[[int], None] = lambda n: None,
+    pii: PiiSettings | None = None,
+    pii_progress: Callable[[int], None] = lambda n: None,
 ) -> ExportResult:
-    """Export to ``out`` (a folder, or a ``.jsonl`` file in single-file mode); record lineage."""
+    """Export to ``out`` (a folder, or a ``.jsonl`` file in single-file mode); record lineage.
+
+    With ``pii`` settings, messages stored without detected spans are detected first (and
+    their spans kept); otherwise only stored spans and the regex layer redact.
+    """
     if options.single_file:  # everything not pinned elsewhere is training data
         options = replace(options, plan=SplitPlan(0.0, 0.0, options.plan.seed))
+    detected = 0
+    if options.redact and pii is not None:
+        from chatbot.training.pii.backfill import backfill
+
+        detected = sum(backfill(sessions, pii, progress=pii_progress).detected.values())
     with tempfile.TemporaryDirectory(prefix="afina-export-") as tmp:
         with sessions() as session:
             collected = _collect(session, options, Path(tmp), progress)
@@ -256,6 +275,8 @@ def run_export(
                 writer.run(Path(tmp), dups)
                 hashes = {f.path.name: f.commit() for f in files.values()}
                 report = _report(options, files, collected, writer, method)
+                if options.redact and pii is not None:
+                    report["redaction"]["detected_at_export"] = detected
                 counts = {
                     "conversations_read": collected.read,
                     "skipped": dict(collected.skipped),
@@ -273,7 +294,7 @@ def run_export(
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         (out / "report.txt").write_text(text + "\n", encoding="utf-8")
     paths = {split: f.path for split, f in files.items()}
-    return ExportResult(lineage.export_id, paths, report, text)
+    return ExportResult(lineage.export_id, paths, report, text, collected.preview)
 
 
 def _report(

@@ -70,9 +70,25 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
+def card_grouping_ok(text: str) -> bool:
+    """Whether a card number's separators group it as cards are printed (4-4-4-4, 4-6-5...).
+
+    An order number such as ``112-3456789-1234567`` can pass the Luhn check by chance; its
+    grouping tells it apart.
+    """
+    groups = [len(g) for g in re.split(r"[ -]", text.strip()) if g]
+    if len(groups) <= 1:
+        return True
+    return groups[0] == 4 and (
+        (all(n == 4 for n in groups[1:-1]) and 1 <= groups[-1] <= 4 + 3 * (len(groups) == 5))
+        or groups[1:] in ([6, 5], [6, 4])
+    )
+
+
 def _card(text: str) -> str | None:
     digits = _digits(text)
-    return digits if 13 <= len(digits) <= 19 and luhn_ok(digits) else None
+    ok = 13 <= len(digits) <= 19 and luhn_ok(digits) and card_grouping_ok(text)
+    return digits if ok else None
 
 
 def _iban(text: str) -> str | None:

@@ -127,6 +127,8 @@ def render_text(report: dict[str, Any]) -> str:
     elif red.get("enabled"):
         found = ", ".join(f"{k} {v}" for k, v in sorted(red["counts"].items())) or "nothing found"
         out.append(f"Redaction: {found} (in {red['conversations']} conversations).")
+        if red.get("detected_at_export"):
+            out.append(f"  detected now in {red['detected_at_export']:,} stored texts.")
     if report["splits"]:
         parts = [f"{k} {v}" for k, v in report["splits"].get("conversations", {}).items()]
         moved = report["splits"].get("near_duplicates_moved", 0)

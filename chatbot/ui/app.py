@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import chainlit as cl
@@ -17,7 +19,9 @@ from fastapi import Request, Response
 
 from chatbot.backend_pool import ACTIVE_BACKEND
 from chatbot.db import history, store
-from chatbot.errors import AfinaError, InputError, NotFoundError
+from chatbot.db.session import outage
+from chatbot.errors import AfinaError, DatabaseUnavailable, InputError, NotFoundError
+from chatbot.runtime import Runtime
 from chatbot.service import TurnResult, clean_text
 from chatbot.ui import state
 from chatbot.ui.auth import (
@@ -216,15 +220,25 @@ async def on_message(message: cl.Message) -> None:
         problem = _input_problem(message.content, locale, limit)
         await cl.Message(content=f"⚠️ {problem}", author=ASSISTANT).send()
         return
-    if not await _open_conversation(thread_id, user, locale):
+    try:
+        if not await _open_conversation(thread_id, user, locale):
+            return
+    except Exception as exc:
+        if not outage(exc):
+            raise
+        await _keep_unsaved(runtime, thread_id, user, locale, message, exc)
         return
     search = cl.Step(name=t(locale, "retrieval"), type="retrieval")
     await search.send()
     answer = cl.Message(content="", id=reply_id, author=ASSISTANT)
     # closed at once on Stop or a dropped socket: the service stores what was shown
-    async with contextlib.aclosing(aiter(reply)) as stream:
-        async for chunk in stream:
-            await answer.stream_token(chunk)
+    try:
+        async with contextlib.aclosing(aiter(reply)) as stream:
+            async for chunk in stream:
+                await answer.stream_token(chunk)
+    except DatabaseUnavailable:  # the turn is kept in the journal
+        await cl.Message(content=f"⚠️ {t(locale, 'unsaved')}", author=ASSISTANT).send()
+        return
     await _finish(answer, search, reply.result, locale)
     run = cl.context.current_run or cl.context.current_step
     if run is not None and reply.result.reply_id:
@@ -232,6 +246,25 @@ async def on_message(message: cl.Message) -> None:
             lambda s: history.set_run_step(session=s, message_id=reply_id, run_step_id=run.id),
             write=True,
         )
+
+
+async def _keep_unsaved(
+    runtime: Runtime, thread_id: str, user: LoginUser, locale: str, message: cl.Message, exc
+) -> None:
+    """The database is down: keep the question in the journal, and say so."""
+    limit = runtime.settings.chat.max_message_chars
+    record = {
+        "kind": "question",
+        "conversation_id": thread_id,
+        "user_id": user.id,
+        "locale": locale,
+        "question_id": message.id,
+        "question": clean_text(message.content, limit),
+        "at": datetime.now(UTC).isoformat(),
+        "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+    }
+    await asyncio.to_thread(runtime.service.journal.add, record)
+    await cl.Message(content=f"⚠️ {t(locale, 'unsaved')}", author=ASSISTANT).send()
 
 
 async def _open_conversation(thread_id: str, user: LoginUser, locale: str) -> bool:

@@ -33,6 +33,7 @@ from chainlit.user import PersistedUser, User
 from chatbot.db import history, store
 from chatbot.db.models import Message
 from chatbot.db.recovery import INTERRUPTED
+from chatbot.db.session import retrying
 from chatbot.errors import NotFoundError
 from chatbot.ui import state
 from chatbot.ui.auth import CURRENT_USER_ID
@@ -61,7 +62,8 @@ def derived_id(message_id: str, what: str) -> str:
 
 
 async def run_db(work: Callable[[Any], T], *, write: bool = False) -> T:
-    """Run ``work(session)`` off the event loop in its own transaction."""
+    """Run ``work(session)`` off the event loop in its own transaction (retried once when the
+    database connection failed)."""
     sessions = state.runtime().sessions
 
     def call() -> T:
@@ -71,7 +73,7 @@ async def run_db(work: Callable[[Any], T], *, write: bool = False) -> T:
         with sessions() as session:
             return work(session)
 
-    return await asyncio.to_thread(call)
+    return await asyncio.to_thread(retrying, call)  # once more after a dropped connection
 
 
 def _owned_answer(session, message_id: str, user_id: int | None) -> None:

@@ -27,6 +27,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "backend_refused": "Only an admin can change the answering backend.",
         "not_found": "This conversation is not available.",
         "partial": "The answer was cut off before it finished.",
+        "unsaved": "Your question could not be saved: the database is not answering. It is kept "
+        "and will be recorded as unanswered when the database is back; please ask again then.",
         "interrupted": "This question was not answered: the server stopped. Please ask again.",
         "session_ended": "Your session has ended (logged out, password changed or account "
         "disabled). Reload the page and log in again; your question was not sent.",
@@ -53,6 +55,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "backend_refused": "Solo un administrador puede cambiar el motor de respuestas.",
         "not_found": "Esta conversación no está disponible.",
         "partial": "La respuesta se cortó antes de terminar.",
+        "unsaved": "No se pudo guardar tu pregunta: la base de datos no responde. Se conserva y "
+        "quedará registrada como no respondida cuando vuelva; pregunta de nuevo entonces.",
         "interrupted": "Esta pregunta no se respondió: el servidor se detuvo. Vuelve a preguntar.",
         "session_ended": "Tu sesión ha terminado (cierre de sesión, cambio de contraseña o "
         "cuenta desactivada). Recarga la página e inicia sesión de nuevo; tu pregunta no se envió.",

@@ -199,9 +199,19 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("origin", sa.String(length=16), server_default="chat", nullable=False)
         )
+    # personal-data spans found when a message (or correction) is stored; None = not checked
+    for table in ("messages", "corrections"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column("pii_spans", sa.JSON(), nullable=True))
+            batch_op.add_column(sa.Column("pii_version", sa.SmallInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    for table in ("corrections", "messages"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("pii_version")
+            batch_op.drop_column("pii_spans")
+
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_column("origin")
 

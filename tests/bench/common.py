@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BANKING77 = ROOT.parent / "shared" / "data" / "banking77"
+BANKING77 = ROOT / "tests" / "data" / "banking77"  # CC BY 4.0, see its README.md
 
 
 def pct(values: list[float], q: float) -> float:
@@ -37,6 +37,6 @@ def banking77(split: str) -> list[tuple[str, str]]:
     """(text, intent) rows of Banking77 ``train`` or ``test``."""
     path = BANKING77 / f"{split}.csv"
     if not path.exists():
-        raise SystemExit(f"Banking77 not found at {path} (expected ../shared/data/banking77)")
+        raise SystemExit(f"Banking77 not found at {path} (tests/data/banking77 in the repository)")
     with path.open(encoding="utf-8") as f:
         return [(row["text"], row["category"]) for row in csv.DictReader(f)]

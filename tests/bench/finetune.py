@@ -158,7 +158,7 @@ def report(rows: list[dict[str, Any]], names: list[str]) -> None:
 
 def run(quick: bool) -> None:
     """Train, serve both, answer, score, print."""
-    chats, minutes, per_locale = (60, 2.0, 8) if quick else (200, 6.0, 30)
+    chats, minutes, per_locale = (60, 2.0, 8) if quick else (200, 6.0, 20)
     print(f"Fine-tune bench: {chats} demo chats, {minutes:g} min budget, "
           f"{per_locale} held-out questions per language")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from backends.retrieval.index_set import Routes  # noqa: E402
 from chatbot.knowledge.ingest import ingest  # noqa: E402
-from tests.bench import export, finetune, languages, llm, pii, retrieval, turns  # noqa: E402
+from tests.bench import export, finetune, languages, llm, pii, retrieval, tune, turns  # noqa: E402
 
 SMALL_KB = Path(__file__).resolve().parents[1] / "data" / "kb_small"
 
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller samples")
     parser.add_argument(
         "--only",
-        choices=["retrieval", "languages", "turns", "export", "llm", "finetune", "pii"],
+        choices=["retrieval", "languages", "turns", "export", "llm", "finetune", "pii", "tune"],
         help="one group",
     )
     parser.add_argument(
@@ -38,6 +38,15 @@ def main() -> None:
         "--postgres",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="PostgreSQL server URL to create a scratch database on",
+    )
+    parser.add_argument(
+        "--tune-minutes",
+        type=float,
+        default=None,
+        help="training budget of each tune run (default 10 on the KB, 20 on Banking77)",
+    )
+    parser.add_argument(
+        "--tune-no-banking", action="store_true", help="tune bench: the knowledge-base run only"
     )
     args = parser.parse_args()
     print("threads: 1 (OMP/BLAS/torch/faiss)")
@@ -59,6 +68,8 @@ def main() -> None:
         export.run(size, args.postgres)
     if args.only in (None, "finetune"):
         finetune.run(args.quick)
+    if args.only in (None, "tune"):
+        tune.run(args.quick, args.tune_minutes, banking=not args.tune_no_banking)
 
 
 if __name__ == "__main__":

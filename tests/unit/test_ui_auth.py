@@ -84,15 +84,18 @@ def test_disabled_users_cannot_log_in(tmp_path: Path):
 
 def test_repeated_failures_wait_longer_each_time_and_success_resets():
     throttle = LoginThrottle(base_s=0.5, max_s=8.0)
-    assert throttle.delay("alice") == 0
+    alice = throttle.keys("Alice", None)
     delays = []
     for _ in range(6):
-        throttle.failed("Alice")
-        delays.append(throttle.delay("alice"))
+        assert throttle.reserve(alice) is not None
+        throttle.release(alice, False)
+        delays.append(throttle.delay(throttle._records["name:alice"].failures))
     assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
-    assert throttle.delay("bob") == 0  # others are not slowed down
-    throttle.succeeded("alice")
-    assert throttle.delay("alice") == 0
+    assert throttle.reserve(throttle.keys("alice", None)) > 0  # names are case-insensitive
+    throttle.release(alice, None)
+    assert throttle.reserve(throttle.keys("bob", None)) == 0  # others are not slowed down
+    throttle.release(alice, True)  # a success resets
+    assert throttle.reserve(alice) == 0
 
 
 async def test_login_counts_failures(tmp_path: Path):
@@ -104,9 +107,9 @@ async def test_login_counts_failures(tmp_path: Path):
                 session=session, username="ana", password_hash=hash_password("right one")
             )
         assert await login(runtime.sessions, throttle, "ana", "wrong one") is None
-        assert throttle._failures["ana"][0] == 1
+        assert throttle._records["name:ana"].failures == 1
         user = await login(runtime.sessions, throttle, "ana", "right one")
-        assert user is not None and user.username == "ana" and "ana" not in throttle._failures
+        assert user is not None and user.username == "ana" and "name:ana" not in throttle._records
     finally:
         runtime.engine.dispose()
 

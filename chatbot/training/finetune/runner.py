@@ -50,7 +50,12 @@ def _recorded_paths(export: Any, folder: Path | None) -> dict[str, Path]:
 
 
 def check_export(
-    *, session: Session, export_id: int, folder: Path | None, max_tokens: int
+    *,
+    session: Session,
+    export_id: int,
+    folder: Path | None,
+    max_tokens: int,
+    export_format: str = "chat",
 ) -> ExportFiles:
     """The export's train/validation files, present, unchanged and valid, or an ``InputError``."""
     export = get_export(session=session, export_id=export_id)
@@ -58,8 +63,11 @@ def check_export(
         raise NotFoundError(
             f"no export {export_id}; `afina export --out FOLDER` prints the id of a new one"
         )
-    if export.format != "chat":
-        raise InputError(f"export {export_id} is {export.format!r} data; fine-tune a chat export")
+    if export.format != export_format:
+        raise InputError(
+            f"export {export_id} is {export.format!r} data; this job needs a {export_format!r} "
+            f"export (afina export --format {export_format})"
+        )
     paths = {s: p for s, p in _recorded_paths(export, folder).items() if s in SPLITS}
     if "train" not in paths:
         raise InputError(f"export {export_id} has no training file; export again with --out")
@@ -124,6 +132,7 @@ def create_job(
             export_id=export_id,
             folder=folder,
             max_tokens=settings.training.max_example_tokens,
+            export_format="dpo" if method == "dpo" else "chat",
         )
         user = store.ensure_user(session=session, username=created_by) if created_by else None
         job = jobs.add_job(

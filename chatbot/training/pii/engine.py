@@ -31,6 +31,7 @@ from chatbot.errors import ConfigError
 from chatbot.training.pii.names import is_known
 from chatbot.training.pii.recognizers import afina_recognizers, introduced_names
 from chatbot.training.pii.spans import Span, merge
+from chatbot.training.redact import card_grouping_ok
 
 log = logging.getLogger(__name__)
 LANGUAGES = ("en", "es")
@@ -64,6 +65,7 @@ _LEADING = frozenset(
     "mr. mrs mrs. ms ms. de del a nombre gracias thanks saludos regards atentamente me llamo "
     "habla i'm im yo".split()
 )
+_PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "van", "von", "da", "dos", "di"})
 _ORDER = re.compile(
     r"(?i)\b(?:order|orders|pedido|pedidos|orden|ref|reference|referencia|tracking|seguimiento|"
     r"invoice|factura|ticket|albar[aá]n|env[ií]o|shipment|parcel|paquete|rma|sku|c[oó]digo\s+de"
@@ -78,7 +80,9 @@ _detectors: dict[tuple[str, str], Detector] = {}
 def model_path(module: str) -> Path:
     """The folder of an installed spaCy model package (import it; no download)."""
     try:
-        package = importlib.import_module(module)
+        with warnings.catch_warnings():  # W095 on import: a model trained on an older spaCy 3
+            warnings.filterwarnings("ignore", message=r"\[W095\]")
+            package = importlib.import_module(module)
     except ImportError:
         raise ConfigError(
             f"the spaCy model package {module!r} is not installed: run scripts/install, "
@@ -106,13 +110,14 @@ class _InstalledSpacy(SpacyNlpEngine):
     def load(self) -> None:
         """Load each language's pipeline once (languages sharing a folder share it)."""
         loaded: dict[Path, spacy.Language] = {}
-        self.nlp = {}
+        nlp: dict[str, spacy.Language] = {}
         for lang, path in self._paths.items():
             if path not in loaded:
                 with warnings.catch_warnings():  # W095: a model trained on an older spaCy 3
                     warnings.filterwarnings("ignore", message=r"\[W095\]")
                     loaded[path] = spacy.load(path, exclude=["parser"])
-            self.nlp[lang] = loaded[path]
+            nlp[lang] = loaded[path]
+        self.nlp = nlp  # type: ignore[assignment]  # Presidio declares it None until loaded
 
 
 class _OfflineEmail(EmailRecognizer):
@@ -123,6 +128,14 @@ class _OfflineEmail(EmailRecognizer):
     def validate_result(self, pattern_text: str) -> bool:
         """Whether the address ends in a known public suffix (no network)."""
         return bool(self._extract(pattern_text).suffix)
+
+
+class _PrintedCard(CreditCardRecognizer):
+    """Presidio's card recognizer, also requiring a card's printed grouping (not 3-7-7)."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        """Luhn (Presidio's check), then the grouping."""
+        return bool(super().validate_result(pattern_text)) and card_grouping_ok(pattern_text)
 
 
 class _AnySsn(UsSsnRecognizer):
@@ -143,7 +156,7 @@ def _recognizers(language: str) -> list[EntityRecognizer]:
         PhoneRecognizer(
             supported_language=language, context=both("phone"), supported_regions=PHONE_REGIONS
         ),
-        CreditCardRecognizer(supported_language=language, context=both("card")),
+        _PrintedCard(supported_language=language, context=both("card")),
         IbanRecognizer(supported_language=language),
         IpRecognizer(supported_language=language),
         EsNifRecognizer(supported_language=language, context=both("nif")),
@@ -172,11 +185,14 @@ class Detector:
         )
         self._threshold = threshold
 
-    def detect(self, texts: Sequence[str], language: str = "en", batch: int = 64) -> list[list[Span]]:
+    def detect(
+        self, texts: Sequence[str], language: str = "en", batch: int = 64
+    ) -> list[list[Span]]:
         """Spans of personal data in each text (spaCy runs over the texts as one batch)."""
         lang = language if language in LANGUAGES else "en"
         out: list[list[Span]] = []
-        for text, artifacts in self._engine.process_batch(list(texts), lang, batch_size=batch):
+        batches = self._engine.process_batch(list(texts), lang, batch_size=batch)
+        for text, artifacts in batches:  # type: ignore[misc]  # pairs when as_tuples is False
             results = self._analyzer.analyze(
                 text=text, language=lang, nlp_artifacts=artifacts, score_threshold=self._threshold
             )
@@ -195,9 +211,10 @@ def _clean(text: str, spans: list[Span]) -> list[Span]:
     kept = []
     for span in spans:
         if span.type == "PERSON":
-            span = _trim_name(text, span)
-            if span is None:
+            trimmed = _trim_name(text, span)
+            if trimmed is None:
                 continue
+            span = trimmed
         inside = any(s <= span.start and span.end <= e for s, e in orders)
         if inside and span.type not in _OVERRIDES:
             continue
@@ -221,6 +238,12 @@ def _trim_name(text: str, span: Span) -> Span | None:
         words.pop(0)
     if not words:
         return None
+    for i, word in enumerate(words[1:], 1):  # a name ends at a sentence end or a common word
+        if words[i - 1].group()[-1] in "?!.;" or not (
+            word.group()[0].isupper() or word.group() in _PARTICLES
+        ):
+            words = words[:i]
+            break
     start, end = span.start + words[0].start(), span.start + words[-1].end()
     value = text[start:end].rstrip(",.:;!?")
     if not any(w[:1].isupper() for w in value.split()) or any(c.isdigit() for c in value):

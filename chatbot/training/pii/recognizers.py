@@ -18,7 +18,9 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 from chatbot.training.pii.names import is_known
 from chatbot.training.redact import _API_KEY, _URL_SECRET, _URL_USERINFO, luhn_ok
 
-_CUIT = re.compile(r"(?<![\w-])(?P<v>(?:20|23|24|27|30|33|34)(?P<sep>[- .]?)\d{8}(?P=sep)\d)(?![\w-])")
+_CUIT = re.compile(
+    r"(?<![\w-])(?P<v>(?:20|23|24|27|30|33|34)(?P<sep>[- .]?)\d{8}(?P=sep)\d)(?![\w-])"
+)
 _CUIT_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 _CUIT_WORDS = re.compile(r"(?i)\b(?:cuit|cuil|cdi)\b")
 _STATES = (
@@ -38,9 +40,7 @@ _RFC = re.compile(
 _RFC_WORDS = re.compile(r"(?i)\brfc\b")
 # card expiry and CVV: only next to a card number or their own keywords
 _CARD_NEAR = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])")
-_EXPIRY = re.compile(
-    r"(?<![\d/.-])(?P<v>(?:0[1-9]|1[0-2])\s?[/-]\s?(?:20)?\d{2})(?![\d/]|[.-]\d)"
-)
+_EXPIRY = re.compile(r"(?<![\d/.-])(?P<v>(?:0[1-9]|1[0-2])\s?[/-]\s?(?:20)?\d{2})(?![\d/]|[.-]\d)")
 _EXPIRY_WORDS = re.compile(
     r"(?i)\b(?:exp(?:iry|iration|ires|\.)?|valid\s+(?:thru|through|until)|caduca(?:d|ción)?|"
     r"caducidad|vence|vencimiento|venc\.?|fecha\s+de\s+(?:caducidad|vencimiento))\b"
@@ -49,7 +49,7 @@ _CVV = re.compile(
     r"(?i)\b(?:cvv2?|cvc2?|csc|cid|security\s+code|c[oó]digo\s+(?:de\s+seguridad|cvv|cvc)|"
     r"c[oó]digo\s+de\s+verificaci[oó]n)\b\W{0,3}(?:(?:is|es|:|=)\W{0,2})?(?P<v>\d{3,4})(?!\d)"
 )
-_NEAR = 80  # characters between a card number and its expiry date
+_NEAR = 25  # characters between a card number and an expiry date written with it
 
 _EN_STREET = (
     r"Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Place|Pl|Way|"
@@ -83,6 +83,9 @@ _INTRO = re.compile(
     r"\btitular:?|\bcardholder:?|\bholder:?|\bdestinatari[oa]:?|\brecipient:?|\bSr\.|\bSra\.|"
     r"\bD\.|\bDña\.|\bMr\.?|\bMrs\.?|\bMs\.?|\bMiss|\bDon|\bDoña)\s+" + _NAME_TAIL
 )
+# intro words that also open other phrases ("this is Nike", "soy Cliente"): one known name or two
+# capitalised words must follow
+_WEAK = frozenset({"soy", "habla", "i'm", "im", "i", "this", "don", "miss"})
 _GREETING = re.compile(
     r"(?i:\b(?:gracias|thanks|thank\s+you(?:\s+so\s+much)?|hola|hi|hello|hey|dear|"
     r"estimad[oa]|querid[oa]|bye|adi[oó]s|cheers)),?\s+" + _NAME_TAIL
@@ -193,7 +196,9 @@ class CardExtrasRecognizer(_Regex):
         results = []
         for m in _EXPIRY.finditer(text):
             start, end = m.span("v")
-            near = any(start - _NEAR <= c_end and c_start - _NEAR <= end for c_start, c_end in cards)
+            near = any(
+                start - _NEAR <= c_end and c_start - _NEAR <= end for c_start, c_end in cards
+            )
             keyword = _EXPIRY_WORDS.search(text[max(0, start - 30) : start])
             if near or keyword:
                 results.append(RecognizerResult("CARD_EXPIRY", start, end, 0.85))
@@ -247,16 +252,17 @@ def introduced_names(text: str) -> list[tuple[int, int]]:
         if is_known(m.group("v").split()[0]):
             found.append(m.span("v"))
     for m in _INTRO.finditer(text):
-            words = m.group("v").split()
-            kept = 0
-            for word in words:
-                if word.strip(".,") in _NOT_NAMES:
-                    break
-                kept += 1
-            if not kept:
-                continue
-            value = " ".join(words[:kept]).rstrip(".,")
-            found.append((m.start("v"), m.start("v") + len(value)))
+        words = m.group("v").split()
+        kept = 0
+        for word in words:
+            if word.strip(".,") in _NOT_NAMES:
+                break
+            kept += 1
+        weak = m.group(0).split()[0].lower() in _WEAK
+        if not kept or (weak and kept < 2 and not is_known(words[0])):
+            continue
+        value = " ".join(words[:kept]).rstrip(".,")
+        found.append((m.start("v"), m.start("v") + len(value)))
     return found
 
 

@@ -64,7 +64,11 @@ def merge(spans: Iterable[Span]) -> list[Span]:
             last = out[-1]
             strongest = max(last, span, key=_strength)
             out[-1] = Span(
-                last.start, max(last.end, span.end), strongest.type, strongest.score, strongest.source
+                last.start,
+                max(last.end, span.end),
+                strongest.type,
+                strongest.score,
+                strongest.source,
             )
         else:
             out.append(span)
@@ -88,7 +92,9 @@ def apply(text: str, spans: Iterable[Span], redactor: Redactor) -> str:
     at = 0
     for span in merge(s for s in spans if 0 <= s.start < s.end <= len(text)):
         parts.append(text[at : span.start])
-        parts.append(redactor.placeholder(span.type, value_key(span.type, text[span.start : span.end])))
+        parts.append(
+            redactor.placeholder(span.type, value_key(span.type, text[span.start : span.end]))
+        )
         at = span.end
     parts.append(text[at:])
     return "".join(parts)

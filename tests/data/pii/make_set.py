@@ -91,7 +91,9 @@ def card(rng: random.Random) -> str:
     if kind == "amex":
         n = _luhn_complete("37" + _digits(rng, 12))
         return rng.choice([f"{n[:4]} {n[4:10]} {n[10:]}", n])
-    n = _luhn_complete(("4" if kind == "visa" else "5" + rng.choice("12345")) + _digits(rng, 14 - (kind != "visa")))
+    n = _luhn_complete(
+        ("4" if kind == "visa" else "5" + rng.choice("12345")) + _digits(rng, 14 - (kind != "visa"))
+    )
     sep = rng.choice([" ", "-", ""])
     return sep.join(n[i : i + 4] for i in range(0, 16, 4))
 
@@ -102,7 +104,9 @@ def iban(rng: random.Random) -> str:
                                 ("GB", "NWBK" + _digits(rng, 14))])  # fmt: skip
     numeric = int("".join(str(int(c, 36)) for c in bban + country + "00"))
     value = f"{country}{98 - numeric % 97:02d}{bban}"
-    return " ".join(value[i : i + 4] for i in range(0, len(value), 4)) if rng.random() < 0.6 else value
+    return (
+        " ".join(value[i : i + 4] for i in range(0, len(value), 4)) if rng.random() < 0.6 else value
+    )
 
 
 def nif(rng: random.Random) -> str:
@@ -126,7 +130,11 @@ def cuit(rng: random.Random) -> str:
     """An Argentine CUIT/CUIL with a valid check digit (retries the rare 10)."""
     while True:
         body = rng.choice(["20", "23", "27", "30"]) + _digits(rng, 8)
-        check = 11 - sum(w * int(d) for w, d in zip((5, 4, 3, 2, 7, 6, 5, 4, 3, 2), body, strict=True)) % 11
+        check = (
+            11
+            - sum(w * int(d) for w, d in zip((5, 4, 3, 2, 7, 6, 5, 4, 3, 2), body, strict=True))
+            % 11
+        )
         if check == 10:
             continue
         check = 0 if check == 11 else check
@@ -140,7 +148,8 @@ def curp(rng: random.Random) -> str:
     return (rng.choice(up) + rng.choice(vowels) + rng.choice(up) + rng.choice(up)
             + f"{rng.randint(50, 99):02d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
             + rng.choice("HM") + rng.choice(["DF", "JC", "NL", "PL", "MC", "VZ"])
-            + "".join(rng.choice(consonants) for _ in range(3)) + rng.choice("0A") + str(rng.randint(0, 9)))  # fmt: skip
+            + "".join(rng.choice(consonants) for _ in range(3))
+            + rng.choice("0A") + str(rng.randint(0, 9)))  # fmt: skip
 
 
 def rfc(rng: random.Random) -> str:
@@ -156,7 +165,8 @@ def phone(rng: random.Random, lang: str) -> str:
     if lang == "es":
         n = rng.choice("67") + _digits(rng, 8)
         return rng.choice([f"+34 {n[:3]} {n[3:6]} {n[6:]}", n, f"{n[:3]} {n[3:5]} {n[5:7]} {n[7:]}",
-                           f"+54 9 11 {_digits(rng, 4)}-{_digits(rng, 4)}", f"+52 55 {_digits(rng, 4)} {_digits(rng, 4)}"])  # fmt: skip
+                           f"+54 9 11 {_digits(rng, 4)}-{_digits(rng, 4)}",
+                           f"+52 55 {_digits(rng, 4)} {_digits(rng, 4)}"])  # fmt: skip
     area = rng.choice(["415", "212", "646", "312", "617"])
     return rng.choice([f"({area}) 555-{_digits(rng, 4)}", f"+1 {area} 555 {_digits(rng, 4)}",
                        f"{area}-555-{_digits(rng, 4)}", f"+44 20 7946 {_digits(rng, 4)}",
@@ -167,7 +177,8 @@ def order(rng: random.Random) -> str:
     """An order number in one of the shapes shops use."""
     return rng.choice([f"#{_digits(rng, 5)}", f"ORD-2026-{_digits(rng, 5)}", f"{_digits(rng, 6)}",
                        f"{_digits(rng, 3)}-{_digits(rng, 7)}-{_digits(rng, 7)}",
-                       f"A{_digits(rng, 2)}X{_digits(rng, 4)}", f"PED{_digits(rng, 7)}"])  # fmt: skip
+                       f"A{_digits(rng, 2)}X{_digits(rng, 4)}",
+                       f"PED{_digits(rng, 7)}"])  # fmt: skip
 
 
 def email(rng: random.Random, first: str, last: str) -> str:
@@ -175,7 +186,8 @@ def email(rng: random.Random, first: str, last: str) -> str:
     clean = lambda s: s.lower().split()[0].translate(str.maketrans("áéíóúñ", "aeioun"))  # noqa: E731
     user = rng.choice([f"{clean(first)}.{clean(last)}", f"{clean(first)}{rng.randint(1, 99)}",
                        f"{clean(first)[0]}{clean(last)}"])  # fmt: skip
-    return f"{user}@{rng.choice(['gmail.com', 'hotmail.es', 'yahoo.com', 'outlook.com', 'empresa.es'])}"
+    domain = rng.choice(["gmail.com", "hotmail.es", "yahoo.com", "outlook.com", "empresa.es"])
+    return f"{user}@{domain}"
 
 
 def fill(template: str, lang: str, rng: random.Random) -> dict:
@@ -186,7 +198,8 @@ def fill(template: str, lang: str, rng: random.Random) -> dict:
         "PHONE": phone(rng, lang), "CARD": card(rng), "IBAN": iban(rng), "ES_NIF": nif(rng),
         "ES_NIE": nie(rng), "US_SSN": ssn(rng), "AR_CUIT": cuit(rng), "MX_CURP": curp(rng),
         "MX_RFC": rfc(rng), "CARD_EXPIRY": f"{rng.randint(1, 12):02d}/{rng.randint(26, 31)}",
-        "CARD_CVV": _digits(rng, 3), "ADDRESS": rng.choice(STREETS[lang]).format(n=rng.randint(1, 240)),
+        "CARD_CVV": _digits(rng, 3),
+        "ADDRESS": rng.choice(STREETS[lang]).format(n=rng.randint(1, 240)),
         "PRODUCT": rng.choice(PRODUCTS[lang]), "PRICE": rng.choice(PRICES[lang]),
         "DATE": rng.choice(DATES[lang]), "ORDER": order(rng),
     }  # fmt: skip

