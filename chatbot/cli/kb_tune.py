@@ -143,6 +143,10 @@ def _print_report(report) -> None:
         f"(KB {report.counts['pairs']['kb']}, chats {report.counts['pairs']['chat']}).",
         soft_wrap=True,
     )
+    chats = report.counts.get("chat_questions") or {}
+    if chats:
+        listed = ", ".join(f"{n} {kind}" for kind, n in sorted(chats.items()))
+        console.print(f"chat questions: {listed}", soft_wrap=True)
     console.print(
         f"validation top-1 ({report.validation_queries} questions of held-out entries): "
         f"{pct(report.before)} -> {pct(report.after)}",

@@ -6,13 +6,14 @@ time, so an export of millions of messages holds one batch in memory.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import Text, and_, exists, func, insert, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from chatbot.db.models import Conversation, Correction, Export, ExportItem, Feedback, Message, User
@@ -137,7 +138,8 @@ def _messages_of(session: Session, ids: list[str]) -> dict[str, tuple[StoredMess
         corrections[message_id] = (content, None if version is None else spans or [])
     columns = (Message.conversation_id, Message.id, Message.role, Message.content)
     extra = (Message.backend_name, Message.error, Message.details)
-    pii = (Message.pii_spans, Message.pii_version)
+    # raw JSON text: most messages hold "[]", decoded below without the JSON type's per-row cost
+    pii = (type_coerce(Message.pii_spans, Text).label("pii_spans"), Message.pii_version)
     query = (
         select(*columns, *extra, *pii)
         .where(Message.conversation_id.in_(ids))
@@ -156,11 +158,19 @@ def _messages_of(session: Session, ids: list[str]) -> dict[str, tuple[StoredMess
                 row.details,
                 int(ratings.get(row.id) or 0),
                 correction,
-                None if row.pii_version is None else row.pii_spans or [],
+                None if row.pii_version is None else _spans(row.pii_spans),
                 correction_spans,
             )
         )
     return {key: tuple(value) for key, value in grouped.items()}
+
+
+def _spans(raw: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Stored spans from their JSON text ("[]" and NULL need no parsing); a driver that
+    decodes JSON itself (psycopg) hands over the list."""
+    if isinstance(raw, list):
+        return raw
+    return json.loads(raw) if raw and raw != "[]" else []
 
 
 # lineage ---------------------------------------------------------------------------------------

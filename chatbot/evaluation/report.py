@@ -372,7 +372,12 @@ def write_plots(data: dict[str, Any], rows: list[dict[str, Any]], folder: Path) 
     """Each plot as its own SVG file in ``folder`` (for a README or a slide)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, svg in figures(data, rows).items():
+    drawn = figures(data, rows)
+    for pair in data["breakeven"]:
+        costs = ("fewshot_usd_per_answer", "finetuned_usd_per_answer", "training_usd")
+        if all(pair[k] is not None for k in costs):
+            drawn[f"breakeven-{pair['finetuned']}"] = plots.break_even_curve(pair)
+    for name, svg in drawn.items():
         path = folder / f"{name}.svg"
         path.write_text(svg, encoding="utf-8")
         paths.append(path)

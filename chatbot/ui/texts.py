@@ -27,8 +27,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "backend_refused": "Only an admin can change the answering backend.",
         "not_found": "This conversation is not available.",
         "partial": "The answer was cut off before it finished.",
-        "unsaved": "Your question could not be saved: the database is not answering. It is kept "
-        "and will be recorded as unanswered when the database is back; please ask again then.",
+        "unsaved": "This turn could not be saved: the database is not answering. It is kept and "
+        "goes into the history when the database is back (a question with no answer yet: "
+        "please ask again in a moment).",
         "interrupted": "This question was not answered: the server stopped. Please ask again.",
         "session_ended": "Your session has ended (logged out, password changed or account "
         "disabled). Reload the page and log in again; your question was not sent.",
@@ -55,8 +56,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "backend_refused": "Solo un administrador puede cambiar el motor de respuestas.",
         "not_found": "Esta conversación no está disponible.",
         "partial": "La respuesta se cortó antes de terminar.",
-        "unsaved": "No se pudo guardar tu pregunta: la base de datos no responde. Se conserva y "
-        "quedará registrada como no respondida cuando vuelva; pregunta de nuevo entonces.",
+        "unsaved": "No se pudo guardar este turno: la base de datos no responde. Se conserva y "
+        "pasará al historial cuando vuelva (una pregunta aún sin respuesta: vuelve a "
+        "preguntar en un momento).",
         "interrupted": "Esta pregunta no se respondió: el servidor se detuvo. Vuelve a preguntar.",
         "session_ended": "Tu sesión ha terminado (cierre de sesión, cambio de contraseña o "
         "cuenta desactivada). Recarga la página e inicia sesión de nuevo; tu pregunta no se envió.",

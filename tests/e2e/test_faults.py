@@ -190,6 +190,46 @@ def test_generated_messages_never_break_the_socket_or_lose_a_question(server: Se
     assert questions == answers == len(accepted) > 0
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    max_leaves=12,
+)
+MESSAGE_KEYS = st.fixed_dictionaries(
+    {"type": st.just("user_message"), "name": JSON, "createdAt": JSON, "threadId": JSON},
+)
+
+
+def test_malformed_socket_payloads_get_no_traceback_and_the_socket_keeps_working(
+    server: Server,
+):
+    """Generated JSON as Chainlit's "client_message", either anything at all or a well-formed
+    message whose text is not a string."""
+    chat = Chat(server, "fuzz")
+    try:
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(payload=JSON, keys=MESSAGE_KEYS, output=JSON, shaped=st.booleans())
+        def one(payload, keys, output, shaped: bool) -> None:
+            if shaped:
+                message = {**keys, "id": str(uuid.uuid4()), "output": output}
+                payload = {"message": message, "fileReferences": None}
+            before = chat.ended
+            chat._run(chat.client.emit("client_message", payload))
+            for _ in range(200):
+                if chat.ended > before:
+                    break
+                chat._run(asyncio.sleep(0.05))
+            assert chat.connected
+
+        one()
+        shown = "\n".join(str(data) for _, data in chat.events)
+        assert "Traceback" not in shown and 'File "' not in shown
+        assert "Shipping is free" in chat.ask("how much is shipping?")  # still answering
+    finally:
+        chat.close()
+
+
 @pytest.fixture
 def hanging_llm() -> Iterator[str]:
     """A real TCP server that accepts connections and never answers (a hung model server)."""
@@ -242,6 +282,38 @@ def test_a_hung_llm_shows_work_in_progress_then_the_fallback_answers(
     with server.sessions() as session:
         _, answer = store.conversation_messages(session=session, conversation_id=conversation.id)
     assert answer.fallback_from == "hung" and answer.backend_name == "faq"
+
+
+def test_stop_while_the_model_is_silent_stores_the_turn_as_interrupted(
+    server: Server, hanging_llm: str
+):
+    """The Stop button (Chainlit's "stop" event) while nothing was shown yet."""
+    with server.sessions.begin() as session:
+        config = {"base_url": hanging_llm, "max_retries": 0, "timeout_s": 30}
+        store.put_backend(session=session, name="silent", kind="fewshot", config=config)
+        store.set_setting(session=session, key=ACTIVE_BACKEND, value="silent")
+        store.add_user(session=session, username="lena", password_hash=hash_password(PASSWORD))
+    chat = Chat(server, "lena")
+    try:
+        chat.send("is anybody there?")
+        for _ in range(100):
+            if conversations_of(server, "lena"):
+                break
+            chat._run(asyncio.sleep(0.1))
+        chat._run(asyncio.sleep(0.5))
+        chat._run(chat.client.emit("stop"))
+        chat._run(asyncio.sleep(2))
+    finally:
+        chat.close()
+        with server.sessions.begin() as session:
+            store.set_setting(session=session, key=ACTIVE_BACKEND, value="faq")
+    [conversation] = conversations_of(server, "lena")
+    with server.sessions() as session:
+        question, answer = store.conversation_messages(
+            session=session, conversation_id=conversation.id
+        )
+    assert question.content == "is anybody there?"
+    assert answer.status == "interrupted" and answer.backend_name == "silent"
 
 
 def test_a_question_cut_by_kill_9_is_marked_interrupted_after_restart(

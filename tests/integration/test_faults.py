@@ -15,17 +15,20 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from backends import registry
+from backends.base import Backend, Conversation, ReplyMeta
 from chatbot.backend_pool import ACTIVE_BACKEND
 from chatbot.db import store
 from chatbot.db.models import Message
 from chatbot.db.recovery import mark_interrupted
+from chatbot.errors import DatabaseUnavailable
 from chatbot.runtime import Runtime
 from chatbot.settings import Settings
 
@@ -297,4 +300,74 @@ async def test_a_database_restart_between_turns_costs_no_turn(make_runtime, post
         ]
         assert [m.role for m in messages] == ["user", "assistant"] * 6
     finally:
+        relay.close()
+
+
+class CutsTheDatabase(Backend):
+    """Answers like a model, but cuts the database for a while just before it answers.
+
+    Not a fake of an external service: it times the outage inside a turn, on cue."""
+
+    kind = "cuts-database"
+    cut: Callable[[], None] = staticmethod(lambda: None)
+
+    def __init__(self, config: dict):
+        del config
+
+    async def stream(self, conversation: Conversation, meta: ReplyMeta) -> AsyncIterator[str]:
+        meta.model = "outage-probe"
+        CutsTheDatabase.cut()
+        yield "Shipping is free over 50 EUR."
+
+
+async def test_a_longer_database_outage_keeps_the_turn_and_writes_it_back(
+    make_runtime, postgres_url: str
+):
+    """The database stays away past the retry: once when the question is stored, once when
+    the answer is; both are kept in the journal and written back by the next turn."""
+    url = make_url(postgres_url)
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+    registry.KINDS[CutsTheDatabase.kind] = CutsTheDatabase
+    try:
+        rt = make_runtime(url=url.set(host="127.0.0.1", port=relay.port).render_as_string(False))
+        with rt.sessions.begin() as session:
+            store.put_backend(session=session, name="cuts", kind=CutsTheDatabase.kind, config={})
+        conversation = await new_conversation(rt)
+
+        relay.restart(3.0)  # longer than the one retry
+        with pytest.raises(DatabaseUnavailable, match=r"unsaved-turns\.jsonl"):
+            _ = [c async for c in rt.service.reply(conversation_id=conversation, text="lost 1?")]
+        time.sleep(3.0)
+
+        CutsTheDatabase.cut = staticmethod(lambda: relay.restart(3.0))
+        reply = rt.service.reply(conversation_id=conversation, text="lost 2?", backend="cuts")
+        shown: list[str] = []
+
+        async def read() -> None:
+            async for chunk in reply:
+                shown.append(chunk)
+
+        with pytest.raises(DatabaseUnavailable):
+            await read()
+        assert shown == ["Shipping is free over 50 EUR."]  # the user saw the answer
+        assert len(rt.service.journal.pending()) == 2
+        time.sleep(3.0)
+
+        CutsTheDatabase.cut = staticmethod(lambda: None)
+        reply = rt.service.reply(conversation_id=conversation, text="back?")
+        _ = [c async for c in reply]
+        assert reply.result.error is None
+        assert rt.service.journal.pending() == []
+        rows = [(m.role, m.content, m.status) for m in stored(rt, conversation)]
+        assert rows == [
+            ("user", "lost 1?", "interrupted"),
+            ("user", "lost 2?", None),
+            ("assistant", "Shipping is free over 50 EUR.", None),
+            ("user", "back?", None),
+            ("assistant", reply.result.text, None),
+        ]
+        lost = stored(rt, conversation)[0]
+        assert "the database was unavailable" in lost.error
+    finally:
+        registry.KINDS.pop(CutsTheDatabase.kind, None)
         relay.close()

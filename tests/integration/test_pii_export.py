@@ -131,7 +131,10 @@ def test_placeholders_are_stable_within_a_conversation(rt: Runtime, tmp_path: Pa
     assert "John" not in text and "_2>" not in text
 
 
-def test_stored_spans_are_applied_without_detecting_again(rt: Runtime, tmp_path: Path):
+def test_stored_spans_are_applied_without_detecting_again(
+    database_url: str, tmp_path: Path, detector
+):
+    rt = Runtime.open(Settings(database={"url": database_url}))
     ids = add_chat(rt, ["Please ask Zorblax Quuxington about it", "Sure."])
     span = {"start": 11, "end": 30, "type": "PERSON", "score": 1.0, "source": "model"}
     with rt.sessions.begin() as session:
@@ -139,7 +142,10 @@ def test_stored_spans_are_applied_without_detecting_again(rt: Runtime, tmp_path:
             message = session.get(Message, mid)
             message.pii_version = VERSION
             message.pii_spans = [span] if mid == ids[0] else []
-    result = export(rt, tmp_path, pii=rt.settings.pii)
+    try:
+        result = export(rt, tmp_path, pii=rt.settings.pii)
+    finally:
+        rt.engine.dispose()
     assert "Zorblax" not in exported(result) and "<PERSON_1>" in exported(result)
     assert result.report["redaction"]["detected_at_export"] == 0
 

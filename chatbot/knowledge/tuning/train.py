@@ -49,30 +49,46 @@ def effective_batch(pairs: Sequence[Pair], batch_size: int) -> int:
 
 def entry_batches(pairs: Sequence[Pair], batch_size: int, seed: int) -> list[list[int]]:
     """Shuffled batches in which no entry appears twice and no negative belongs to another
-    pair's entry: in-batch negatives of MultipleNegativesRankingLoss are then true negatives."""
+    pair's entry: in-batch negatives of MultipleNegativesRankingLoss are then true negatives.
+    Each batch draws first from the entries with the most pairs left, so batches stay full
+    to the end of the epoch instead of trailing off into one-entry batches."""
+    rng = random.Random(seed)
     order = list(range(len(pairs)))
-    random.Random(seed).shuffle(order)
+    rng.shuffle(order)
+    order.sort(key=lambda i: pairs[i].source != "chat")  # chat pairs first (stable: shuffled)
+    # an entry has at most one pair per batch: an entry with more pairs than an epoch has
+    # batches gives up its extra KB pairs this epoch (others are drawn in the next one)
+    rounds = -(-len(pairs) // batch_size)
+    left: dict[str, list[int]] = {}
+    for i in order:
+        queue = left.setdefault(pairs[i].entry, [])
+        if len(queue) < rounds:
+            queue.append(i)
     batches = []
-    while order:
+    while left:
         batch: list[int] = []
         used: set[str] = set()
         negatives: set[str] = set()
-        left: list[int] = []
-        for k, i in enumerate(order):
+        for entry in sorted(left, key=lambda e: (-len(left[e]), rng.random())):
             if len(batch) == batch_size:
-                left.extend(order[k:])
                 break
-            p = pairs[i]
-            fits = p.entry not in used and p.entry not in negatives and p.negative_entry not in used
-            if fits:
-                batch.append(i)
-                used.add(p.entry)
-                negatives.add(p.negative_entry)
-            else:
-                left.append(i)
+            queue = left[entry]
+            pick = next(
+                (k for k, i in enumerate(queue) if pairs[i].negative_entry not in used), None
+            )
+            if entry in negatives or pick is None:
+                continue
+            i = queue.pop(pick)
+            batch.append(i)
+            used.add(entry)
+            negatives.add(pairs[i].negative_entry)
+            if not queue:
+                del left[entry]
         batches.append(batch)
-        order = left
-    return batches
+    # the last batches, left with the few entries that had most pairs, barely train: drop them
+    full = [b for b in batches if len(b) >= max(2, batch_size // 4)] or batches
+    rng.shuffle(full)
+    return full
 
 
 def train(
