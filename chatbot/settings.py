@@ -75,8 +75,10 @@ class ChatSettings(BaseModel):
     # The user that owns conversations started from the terminal.
     cli_user: str = "local"
     # Seconds an LLM backend may take to its first token, and between two tokens; past either
-    # the turn stops waiting (what streamed is kept) and the fallback backend answers.
-    first_token_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    # the turn stops waiting (what streamed is kept) and the fallback backend answers. The
+    # first token waits for the whole prompt to be read: the local CPU model takes ~6 s for
+    # a 1,500-token prompt on one thread, more on a busy machine.
+    first_token_timeout_s: float = Field(default=20.0, gt=0, le=600)
     idle_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
 

@@ -166,9 +166,9 @@ def _show(runtime: Runtime, run_id: int) -> None:
         n = pair["answers_to_break_even"]
         console.print(
             f"break-even {pair['finetuned']} vs {pair['fewshot']}: training "
-            f"{pair['training_usd'] if pair['training_usd'] is not None else 'unknown'} USD "
-            f"({pair['training_basis']}); "
-            + (f"pays off after {n:,.0f} answers" if n else "no break-even")
+            + (f"${pair['training_usd']:.4g}" if pair["training_usd"] is not None else "unknown")
+            + f" ({pair['training_basis']}); saves {pair['prompt_tokens_saved'] or 0:.0f} prompt "
+            f"tokens per answer; " + (f"pays off after {n:,.0f} answers" if n else "no break-even")
         )
     if data["run"].get("error"):
         err.print(f"[yellow]{data['run']['error']}[/]")

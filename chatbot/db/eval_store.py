@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from chatbot.db import store
+from chatbot.db import store, training_queries
 from chatbot.db.models import Conversation, EvalResult, EvalRun, Message, utcnow
 from chatbot.errors import InputError, NotFoundError
 
@@ -120,3 +120,20 @@ def result_dicts(*, session: Session, run_id: int) -> list[dict[str, Any]]:
     return [
         {k: getattr(r, k) for k in columns} for r in run_results(session=session, run_id=run_id)
     ]
+
+
+def export_chats(
+    *, session: Session, export_id: int, split: str
+) -> list[training_queries.StoredConversation] | None:
+    """The conversations an export put in ``split``, with their messages, ratings and
+    corrections; None when there is no such export."""
+    if training_queries.get_export(session=session, export_id=export_id) is None:
+        return None
+    splits = training_queries.export_splits(session=session, export_id=export_id)
+    ids = [c for c, s in splits.items() if s == split]
+    if not ids:
+        return []
+    conditions = [Conversation.id.in_(ids)]
+    return list(
+        training_queries.iter_training_conversations(session=session, conditions=conditions)
+    )

@@ -45,7 +45,7 @@ def training_cost(
         hours = float(seconds) / 3600
         return TrainingCost(
             hours * cpu_hour_usd,
-            f"{hours:.2f} CPU hours x ${cpu_hour_usd:g}/hour (AFINA_EVAL_CPU_HOUR_USD){per_epoch}",
+            f"{hours:.2f} CPU hours x ${cpu_hour_usd:g}/hour (AFINA_EVAL_CPU_HOUR_USD)",
         )
     if job.get("cost_usd") is not None:
         return TrainingCost(float(job["cost_usd"]), f"billed by the provider{per_epoch}")

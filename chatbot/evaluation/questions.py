@@ -8,13 +8,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy.orm import Session
 
 from backends.retrieval.index import Entry
-from chatbot.db import training_queries
-from chatbot.db.models import Conversation
+from chatbot.db import eval_store, training_queries
 from chatbot.errors import InputError, NotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,25 +104,18 @@ def load_questions(
     return items
 
 
-def load_export_chats(*, session: Session, export_id: int, split: str) -> list[EvalItem]:
+def load_export_chats(*, session: Any, export_id: int, split: str) -> list[EvalItem]:
     """The chats of an export's ``split``, each user turn with its approved answer."""
-    if training_queries.get_export(session=session, export_id=export_id) is None:
+    chats = eval_store.export_chats(session=session, export_id=export_id, split=split)
+    if chats is None:
         raise NotFoundError(f"no export {export_id}; see the exports table or run 'afina export'")
-    ids = [
-        c
-        for c, s in training_queries.export_splits(session=session, export_id=export_id).items()
-        if s == split
-    ]
-    if not ids:
+    if not chats:
         raise InputError(
             f"export {export_id} has no {split!r} chats; export with a test split "
             "('afina export --out DIR --test 0.1 --pin-test') and pass its id"
         )
     items = []
-    conditions = [Conversation.id.in_(ids)]
-    for chat in training_queries.iter_training_conversations(
-        session=session, conditions=conditions
-    ):
+    for chat in chats:
         turns = _replay_turns(chat.messages)
         if turns:
             items.append(EvalItem(f"chat:{chat.id}", chat.locale, True, turns))

@@ -60,7 +60,10 @@ def _usd(value: float | None) -> str:
         return "unknown"
     if value == 0:
         return "$0"
-    return f"${value:,.2f}" if value >= 0.1 else f"${value:,.6f}".rstrip("0")
+    if value >= 0.1 or value <= 0:
+        return f"${value:,.2f}"
+    digits = max(2, 1 - math.floor(math.log10(value)))  # two significant digits, no exponent
+    return f"${value:.{digits}f}"
 
 
 def costs_for_plot(data: dict[str, Any]) -> tuple[dict[str, float], str]:
@@ -218,9 +221,11 @@ def _worst(data: dict[str, Any]) -> str:
 def _worst_row(r: dict[str, Any]) -> str:
     answer = escape(r.get("answer") or r.get("error") or "")
     return (
-        f"<tr><td>{escape(r['question'])}</td><td>{escape(r.get('reference') or '–')}</td>"
-        f"<td class={'err' if r.get('error') else 'ok'}>{answer}</td>"
-        f"<td>{_num(r.get('similarity'))}</td><td>{_num(r.get('key_facts'), 0, 100, '%')}</td></tr>"
+        f"<tr><td data-label=Question>{escape(r['question'])}</td>"
+        f"<td data-label=Reference>{escape(r.get('reference') or '–')}</td>"
+        f"<td data-label=Answer class={'err' if r.get('error') else 'ok'}>{answer}</td>"
+        f"<td data-label=Similarity>{_num(r.get('similarity'))}</td>"
+        f"<td data-label='Key facts'>{_num(r.get('key_facts'), 0, 100, '%')}</td></tr>"
     )
 
 

@@ -208,6 +208,8 @@ async def on_message(message: cl.Message) -> None:
         return
     thread_id = cl.context.session.thread_id
     reply_id = str(uuid.uuid4())
+    if not isinstance(message.content, str):  # a hand-made payload: text that is not text
+        message.content = ""
     try:  # validated before anything is stored: a rejected message leaves no conversation
         reply = runtime.service.reply(
             conversation_id=thread_id,

@@ -7,9 +7,10 @@ shares no template with it; figures are printed for both, ``test`` is the one to
 A labelled span counts as found when at least 80% of its non-space characters are redacted
 (by any placeholder type); a redacted region counts as right when it overlaps a labelled span.
 "False keep" is the share of messages where a product name, price, delivery date or order
-number lost a character to redaction. Redactors are compared on what they output, so the
-same scoring serves today's regex redactor, the Presidio detector alone, and the export's
-pipeline (stored Presidio spans, then the regex layer as a net).
+number lost a character to redaction; "(piece)" counts redacted characters the alignment could
+not tie to a placeholder (a part of a replaced value). Redactors are compared on what they
+output, so the same scoring serves today's regex redactor, the Presidio detector alone, and
+the export's pipeline (stored Presidio spans, then the regex layer as a net).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _regions(original: str, redacted: str, kinds: list[str]) -> list[tuple[int, 
             if not marks and out and out[-1][1] == i1:  # the rest of the previous placeholder
                 out[-1] = (out[-1][0], i2, out[-1][2])
                 continue
-            out.append((i1, i2, marks[0] if marks else "?"))
+            out.append((i1, i2, marks[0] if marks else "(piece)"))
     return out
 
 
@@ -143,6 +144,8 @@ def evaluate(name: str, rows: list[dict], redact: Redact) -> None:
     print(f"  {name} ({per:.1f} ms/message)")
     for split in ("test", "dev"):
         for lang in ("all", "en", "es"):
+            if (split, lang) not in scores:
+                continue
             print(f"    {split} {lang}:")
             print("\n".join(scores[(split, lang)].lines()))
 

@@ -29,10 +29,11 @@ QUESTIONS = ROOT / "tests" / "data" / "eval_small_questions.jsonl"
 IN_SCOPE, OUT_OF_SCOPE = 4, 2
 
 
-def open_runtime(home: Path, index_dir: Path, **backends: dict) -> Runtime:
-    """SQLite runtime, the small KB, ``faq`` over its index, and ``backends`` registered."""
+def open_runtime(home: Path, index_dir: Path, url: str = "", **backends: dict) -> Runtime:
+    """A runtime (SQLite unless ``url``), the small KB, ``faq`` over its index, ``backends``."""
     settings = Settings(
         home=home,
+        database={"url": url},
         retrieval={"kb_path": str(SMALL_KB)},
         eval={"bootstrap_resamples": 200, "fail_streak": 2},
     )
@@ -153,10 +154,11 @@ def test_report_is_html_json_and_markdown(evaluated: Evaluated, tmp_path: Path):
 
 
 async def test_a_failing_backend_is_reported_and_the_others_still_run(
-    tmp_path: Path, small_index_dir: Path
+    tmp_path: Path, small_index_dir: Path, database_url: str
 ):
+    """On SQLite, PostgreSQL and MariaDB: results, summary and provenance round-trip."""
     broken = {"kind": "retrieval", "index_dir": str(tmp_path / "no-such-index")}
-    rt = open_runtime(tmp_path / "var", small_index_dir, broken=broken)
+    rt = open_runtime(tmp_path / "var", small_index_dir, database_url, broken=broken)
     try:
         run_id, outcome = await evaluate(rt, ["broken", "faq"])
         assert outcome.status == "succeeded"

@@ -65,6 +65,16 @@ _LEADING = frozenset(
     "mr. mrs mrs. ms ms. de del a nombre gracias thanks saludos regards atentamente me llamo "
     "habla i'm im yo".split()
 )
+# words of product names, never of people's ("Roomba Combo", "Air Max", "Switch OLED")
+_PRODUCT_WORDS = frozenset(
+    "pro max mini plus ultra combo original air lite series edition kit set pack duo se oled "
+    "xl xs watch phone pad book buds switch".split()
+)
+_CUE_BEFORE = re.compile(
+    r"(?i)\b(?:gracias|thanks|thank\s+you|hola|hi|hello|hey|dear|estimad[oa]|querid[oa]|"
+    r"saludos|regards|atentamente)\W{0,3}$"
+)
+_CUE_AFTER = re.compile(r"(?i)\s+(?:here|aqu[ií])\b")
 _PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "van", "von", "da", "dos", "di"})
 _ORDER = re.compile(
     r"(?i)\b(?:order|orders|pedido|pedidos|orden|ref|reference|referencia|tracking|seguimiento|"
@@ -199,7 +209,6 @@ class Detector:
             spans = [
                 Span(r.start, r.end, KINDS.get(r.entity_type, r.entity_type), r.score)
                 for r in results
-                if r.entity_type != "PERSON" or _confirmed(text, r.start, r.end)
             ]
             out.append(_clean(text, spans))
         return out
@@ -210,9 +219,9 @@ def _clean(text: str, spans: list[Span]) -> list[Span]:
     orders = [m.span("v") for m in _ORDER.finditer(text)]
     kept = []
     for span in spans:
-        if span.type == "PERSON":
+        if span.type == "PERSON":  # the name as trimmed must look like one
             trimmed = _trim_name(text, span)
-            if trimmed is None:
+            if trimmed is None or not _confirmed(text, trimmed.start, trimmed.end):
                 continue
             span = trimmed
         inside = any(s <= span.start and span.end <= e for s, e in orders)
@@ -223,11 +232,22 @@ def _clean(text: str, spans: list[Span]) -> list[Span]:
 
 
 def _confirmed(text: str, start: int, end: int) -> bool:
-    """Whether a PERSON guess looks like a person: a known name, 3+ words, or introduced."""
-    words = text[start:end].split()
-    if any(is_known(w) for w in words) or len(words) >= 3:
+    """Whether the model's PERSON guess looks like a person, not a product or a verb.
+
+    Introduced ("me llamo X") or greeted ("gracias, X", "X here"): yes. Holding a product word
+    or a digit ("Roomba Combo", "Air Max 90"): no. Otherwise a known name, or two capitalised
+    words ("Leilani Lindqvist"); a lone unknown word ("Levi's", "Vivo") is not enough.
+    """
+    if any(s < end and start < e for s, e in introduced_names(text)):
         return True
-    return any(s < end and start < e for s, e in introduced_names(text))
+    if _CUE_BEFORE.search(text[max(0, start - 20) : start]) or _CUE_AFTER.match(text[end:]):
+        return True
+    words = [w.strip(".,;:!?¡¿()'\"") for w in text[start:end].split()]
+    if any(w.casefold() in _PRODUCT_WORDS or any(c.isdigit() for c in w) for w in words):
+        return False
+    if any(is_known(w) for w in words):
+        return True
+    return sum(w[:1].isupper() for w in words) >= 2
 
 
 def _trim_name(text: str, span: Span) -> Span | None:

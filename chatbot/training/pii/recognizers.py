@@ -66,7 +66,7 @@ _ES_STREET = (
     r"Calle|C/|Cl\.|Avenida|Avda\.?|Av\.|Plaza|Pl\.|Pza\.?|Paseo|P\.º|Camino|Carretera|Ctra\.?|"
     r"Ronda|Travesía|Glorieta|Urbanización|Urb\.|Pasaje|Rambla|Callejón|Barrio|Bulevar|Vía"
 )
-_ES_NAME = r"(?:(?:de|del|la|las|los|el|y|l')\s+)?[A-ZÁÉÍÓÚÑÜ][\wáéíóúñü'.-]*"
+_ES_NAME = r"(?:(?:de|del|la|las|los|el|y|l')\s+){0,2}[A-ZÁÉÍÓÚÑÜ][\wáéíóúñü'.-]*"
 _ES_ADDRESS = re.compile(
     rf"(?P<v>(?<!\w)(?:{_ES_STREET})\s+(?:{_ES_NAME}\s+){{0,5}}{_ES_NAME}?,?\s*"
     r"(?:n[º°o.]?\s*)?\d{1,4}[A-Za-z]?"

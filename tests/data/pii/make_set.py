@@ -1,7 +1,8 @@
 """Write ``messages.jsonl``: the labelled personal-data set (``python -m tests.data.pii.make_set``).
 
 Hand-written support-message templates (English and Spanish) are filled with made-up values
-(valid check digits where the format has them), and every filled slot is labelled with its
+(valid check digits where the format has them; a quarter of the names are rare ones, absent
+from Afina's name lists), and every filled slot is labelled with its
 character span: personal data to redact, or text that must be kept (product names, prices,
 delivery dates, order numbers). Templates alternate between the ``dev`` split (rules were
 tuned on it) and the ``test`` split (figures are reported on it); the two share no template.
@@ -38,6 +39,42 @@ LAST = {
            "Gómez Martín", "Ruiz", "Jiménez Moreno", "Díaz", "Hernández Torres", "Álvarez",
            "Romero Navarro", "Castillo", "Ortega Rubio", "Sáez", "Molina Vargas"],
 }  # fmt: skip
+# names that are not in chatbot/training/pii/names.py: a quarter of the names come from here,
+# so the set also measures what the NER model finds on its own
+RARE_FIRST = [
+    "Xiomara",
+    "Oluwaseun",
+    "Siobhan",
+    "Wei",
+    "Anaïs",
+    "Thiago",
+    "Yaretzi",
+    "Ngozi",
+    "Bartholomew",
+    "Itziar",
+    "Aitana",
+    "Kofi",
+    "Leilani",
+    "Zinedine",
+    "Maialen",
+    "Ravi",
+]
+RARE_LAST = [
+    "Quispe",
+    "Adeyemi",
+    "Okonkwo",
+    "Zhang",
+    "Dubois",
+    "Etxeberria",
+    "Mamani",
+    "Kowalski",
+    "Nakamura",
+    "Urquiza",
+    "Huarachi",
+    "Lindqvist",
+    "Oyelaran",
+    "Achterberg",
+]
 STREETS = {
     "en": ["{n} Baker Street, London NW1 6XE", "{n} Oak Avenue, Springfield, IL 62704",
            "{n} Elm Road, Manchester M14 5TQ", "{n} Maple Drive, Austin, TX 78701",
@@ -193,6 +230,8 @@ def email(rng: random.Random, first: str, last: str) -> str:
 def fill(template: str, lang: str, rng: random.Random) -> dict:
     """One message from a template: its text, the personal-data spans and the spans to keep."""
     first, last = rng.choice(FIRST[lang]), rng.choice(LAST[lang])
+    if rng.random() < 0.25:
+        first, last = rng.choice(RARE_FIRST), rng.choice(RARE_LAST)
     values = {
         "NAME": f"{first} {last}", "FIRST": first, "EMAIL": email(rng, first, last),
         "PHONE": phone(rng, lang), "CARD": card(rng), "IBAN": iban(rng), "ES_NIF": nif(rng),
