@@ -72,3 +72,9 @@ class Journal:
         if written:
             log.warning("%d unsaved record(s) written to the database", written)
         return written
+
+
+def describe(exc: BaseException) -> str:
+    """The error of a kept record: its type and first line."""
+    first = (str(exc).splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}"

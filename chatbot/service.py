@@ -24,7 +24,7 @@ from chatbot.db.session import outage, retrying
 from chatbot.deadlines import within_deadlines
 from chatbot.errors import DatabaseUnavailable, InputError
 from chatbot.journal import FILE_NAME as JOURNAL_FILE
-from chatbot.journal import Journal
+from chatbot.journal import Journal, describe
 from chatbot.pricing import cost_usd
 from chatbot.settings import ChatSettings
 
@@ -288,7 +288,7 @@ class Reply:
             "conversation_id": self._conversation_id,
             "question_id": self._user_message_id,
             "at": datetime.now(UTC).isoformat(),
-            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+            "error": describe(exc),
             **record,
         }
 

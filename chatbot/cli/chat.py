@@ -61,7 +61,7 @@ async def _chat(locale: str | None) -> None:
     runtime, user_id = await asyncio.to_thread(_prepare, settings)
     service = runtime.service
     await (await asyncio.to_thread(runtime.pool.resolve)).backend.warm()
-    conversation = await service.start_conversation(user_id=user_id, locale=locale)
+    conversation: str | None = None  # started by the first accepted question
     interactive = sys.stdin.isatty()
     if interactive:
         console.print("[bold]Afina[/] — ask a question; /new starts over, /quit or Ctrl-D leaves.")
@@ -75,15 +75,16 @@ async def _chat(locale: str | None) -> None:
             if command in ("/quit", "/exit"):
                 break
             if command == "/new":
-                conversation = await service.start_conversation(user_id=user_id, locale=locale)
+                conversation = None
                 continue
             try:
-                reply = service.reply(
-                    conversation_id=conversation, text=checked_text(line, settings)
-                )
+                question = checked_text(line, settings)
             except AfinaError as exc:
                 err.print(f"[red]{exc}[/]")
                 continue
+            if conversation is None:
+                conversation = await service.start_conversation(user_id=user_id, locale=locale)
+            reply = service.reply(conversation_id=conversation, text=question)
             console.print("[bold cyan]afina>[/] ", end="")
             async for chunk in reply:
                 console.print(chunk, end="", markup=False, highlight=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,9 +79,14 @@ def run(
 
 
 def _execute(runtime: Runtime, run_id: int, the_plan: jobs.Plan) -> tuple[str, str | None]:
-    """Run with a progress bar; Ctrl+C leaves the run ``cancelled`` with what it answered."""
+    """Run with a progress bar; Ctrl+C (or SIGTERM) leaves the run ``cancelled`` with what it
+    answered."""
 
     async def main() -> jobs.Outcome:
+        task = asyncio.current_task()
+        if task is not None:  # SIGTERM (a service manager, `kill`) cancels like Ctrl+C
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             with progress_bar("evaluating") as (start, advance):
                 start(len(the_plan.items) * len(the_plan.backends))
@@ -93,6 +100,10 @@ def _execute(runtime: Runtime, run_id: int, the_plan: jobs.Plan) -> tuple[str, s
         jobs.finish(runtime, run_id, "cancelled", "interrupted (Ctrl+C)")
         err.print(f"run {run_id} cancelled; partial results: afina eval show {run_id}")
         raise
+    except asyncio.CancelledError:
+        jobs.finish(runtime, run_id, "cancelled", "stopped (SIGTERM)")
+        err.print(f"run {run_id} cancelled; partial results: afina eval show {run_id}")
+        raise typer.Exit(143) from None
     except BaseException as exc:
         jobs.finish(runtime, run_id, "failed", f"{type(exc).__name__}: {exc}")
         raise

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatbot.settings import TrainingSettings
+from chatbot.settings import PiiSettings, TrainingSettings
 from chatbot.training.export import ExportOptions, ExportResult, run_export
 
 if TYPE_CHECKING:
@@ -22,13 +22,16 @@ def export_zip(
     training: TrainingSettings,
     created_by: str,
     encode_factory: Callable[[], Callable[[list[str]], Any]] | None = None,
+    pii: PiiSettings | None = None,
     **overrides: Any,
 ) -> tuple[Path, ExportResult]:
     """Run an export (blocking: call it off the event loop) and zip its files and report.
 
     Returns the zip's path (in a fresh temporary folder the caller deletes with
     ``shutil.rmtree(path.parent)`` once the response is sent) and the export's result.
-    ``overrides`` are ``ExportOptions`` fields (e.g. ``filters=ExportFilters(rating="positive")``).
+    With ``pii`` settings, stored messages never checked for personal data are detected
+    first. ``overrides`` are ``ExportOptions`` fields
+    (e.g. ``filters=ExportFilters(rating="positive")``).
     """
     workdir = Path(tempfile.mkdtemp(prefix="afina-download-"))
     try:
@@ -39,6 +42,7 @@ def export_zip(
             options=options,
             encode_factory=encode_factory,
             created_by=created_by,
+            pii=pii,
         )
         archive = workdir / f"afina-export-{result.export_id}.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:

@@ -49,6 +49,7 @@ async def download_export(
             export_zip,
             sessions=runtime.sessions,
             training=settings.training,
+            pii=settings.pii,  # messages never checked for personal data are detected first
             created_by=username,
             encode_factory=lambda: make_embedder(settings).encode,
             filters=filters,

@@ -21,6 +21,7 @@ from chatbot.backend_pool import ACTIVE_BACKEND
 from chatbot.db import history, store
 from chatbot.db.session import outage
 from chatbot.errors import AfinaError, DatabaseUnavailable, InputError, NotFoundError
+from chatbot.journal import describe
 from chatbot.runtime import Runtime
 from chatbot.service import TurnResult, clean_text
 from chatbot.ui import state
@@ -263,7 +264,7 @@ async def _keep_unsaved(
         "question_id": message.id,
         "question": clean_text(message.content, limit),
         "at": datetime.now(UTC).isoformat(),
-        "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+        "error": describe(exc),
     }
     await asyncio.to_thread(runtime.service.journal.add, record)
     await cl.Message(content=f"⚠️ {t(locale, 'unsaved')}", author=ASSISTANT).send()

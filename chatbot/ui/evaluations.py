@@ -10,6 +10,7 @@ import asyncio
 import logging
 import threading
 from html import escape
+from pathlib import Path
 from typing import Annotated
 
 import chainlit.auth as chainlit_auth
@@ -89,6 +90,7 @@ async def evaluations(request: Request) -> Response:
     if isinstance(admin, HTMLResponse):
         return admin
     runs, names, running = await asyncio.to_thread(_listing)
+    files = ", ".join(p.name for p in _question_files(state.runtime().settings))
     rows = "".join(
         f"<tr><td>{r['id']}</td><td>{r['created']}</td><td class=status-{r['status']}>"
         f"{r['status']}</td><td>{escape(', '.join(r['backends']))}</td><td>{r['progress']}</td>"
@@ -103,8 +105,8 @@ async def evaluations(request: Request) -> Response:
     body = (
         "<section><h2>Run an evaluation</h2><form method=post action='/admin/evaluations'>"
         f"<p>{boxes}</p><p><label>Questions <input type=number name=limit min=2 "
-        f"value={DEFAULT_LIMIT}></label><span class=muted>a seeded subset of the bundled held-out "
-        "and out-of-scope questions (AFINA_EVAL_QUESTIONS)</span></p><button type=submit>"
+        f"value={DEFAULT_LIMIT}></label><span class=muted>a seeded subset of {escape(files)} "
+        "(AFINA_EVAL_QUESTIONS)</span></p><button type=submit>"
         "Run evaluation</button></form>"
         "</section><section><h2>Past runs</h2><div class=scroll><table><thead><tr><th>Run</th>"
         "<th>Started</th><th>Status</th><th>Backends</th><th>Answers</th><th></th></tr></thead>"
@@ -112,6 +114,11 @@ async def evaluations(request: Request) -> Response:
         "</section>"
     )
     return _page("Evaluations", body, refresh=running)
+
+
+def _question_files(settings: Settings) -> list[Path]:
+    """The question set the button evaluates."""
+    return settings.eval.question_files() or list(BUNDLED_QUESTIONS)
 
 
 def _listing() -> tuple[list[dict], list[str], bool]:
@@ -148,7 +155,7 @@ async def start_evaluation(
             jobs.plan,
             runtime,
             backends=backends or [],
-            questions=runtime.settings.eval.question_files() or BUNDLED_QUESTIONS,
+            questions=_question_files(runtime.settings),
             limit=limit,
         )
         user_id = await asyncio.to_thread(_user_id, runtime, admin)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from backends import llm_server
-from backends.base import Conversation, ReplyMeta, Turn
+from backends.base import BackendError, Conversation, ReplyMeta, Turn
 from backends.fewshot import FewShotBackend
 from backends.finetuned import FineTunedBackend
 from chatbot.db import finetune_store as jobs
@@ -103,12 +103,16 @@ async def answer(backend: Any, question: dict[str, Any]) -> dict[str, Any]:
     """One answer with TTFT, total time and prompt tokens."""
     meta, parts = ReplyMeta(), []
     conversation = Conversation("b", (Turn("user", question["text"]),), locale=question["locale"])
-    start, first = time.perf_counter(), None
-    async for chunk in backend.stream(conversation, meta):
-        first = first or time.perf_counter()
-        parts.append(chunk)
+    start, first, error = time.perf_counter(), None, None
+    try:
+        async for chunk in backend.stream(conversation, meta):
+            first = first or time.perf_counter()
+            parts.append(chunk)
+    except BackendError as exc:  # counted, scored as no answer
+        error = exc.detail
     end = time.perf_counter()
     return {
+        "error": error,
         "text": "".join(parts),
         "ttft_ms": ((first or end) - start) * 1000,
         "total_ms": (end - start) * 1000,
@@ -152,6 +156,8 @@ def report(rows: list[dict[str, Any]], names: list[str]) -> None:
                 f"{_ci(bootstrap([r['ttft_ms'] for r in mine]), 1, 0):>22} "
                 f"{_ci(bootstrap([r['total_ms'] for r in mine]), 1, 0):>24}"
             )
+        errors = {n: sum(1 for r in by[n] if r["error"]) for n in names}
+        print(f"  {locale:4} failed answers: {errors}")
         pairs = zip(by[names[1]], by[names[0]], strict=True)
         diff = [(a["similarity"] or 0) - (b["similarity"] or 0) for a, b in pairs]
         print(f"  {locale:4} similarity fine-tuned minus few-shot: {_ci(bootstrap(diff))}")
@@ -176,7 +182,7 @@ def run(quick: bool) -> None:
             llm_server.start(port=0, adapters=[adapter]) as tuned,
         ):
             common = {"model": "smollm2", "max_tokens": MAX_TOKENS, "temperature": 0.0,
-                      "timeout_s": 120, "max_retries": 0}  # fmt: skip
+                      "timeout_s": 120, "max_retries": 2}  # fmt: skip
             ft_config = {**common, **job["config"], "base_url": tuned.base_url, "lora_id": 0}
             backends = {
                 "few-shot": FewShotBackend.from_config({**common, "base_url": base.base_url}),

@@ -101,7 +101,10 @@ def stalled_url() -> Iterator[str]:
     server.close()
 
 
-def test_ctrl_c_leaves_the_run_cancelled(home: Path, stalled_url: str):
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_leaves_the_run_cancelled(
+    home: Path, stalled_url: str, stop: signal.Signals, code: int
+):
     config = json.dumps({"base_url": stalled_url, "timeout_s": 120, "max_retries": 0})
     added = afina("backends", "add", "stuck", "--kind", "fewshot", "--config", config, home=home)
     assert added.returncode == 0, added.stderr
@@ -118,9 +121,9 @@ def test_ctrl_c_leaves_the_run_cancelled(home: Path, stalled_url: str):
         assert line, "the run did not start"
         line = process.stderr.readline()
     time.sleep(1.0)  # inside the first (hanging) answer
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 130
+    process.send_signal(stop)
+    assert process.wait(timeout=60) == code
     assert "cancelled; partial results" in process.stderr.read()
     listed = afina("eval", "list", home=home)
     run_line = next(line for line in listed.stdout.splitlines() if "stuck" in line)
-    assert "cancelled" in run_line
+    assert "cancelled" in run_line  # the newest run first

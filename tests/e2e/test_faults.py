@@ -5,7 +5,10 @@ messages (hypothesis), and a server killed with SIGKILL mid-turn."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -161,7 +164,7 @@ def test_generated_messages_never_break_the_socket_or_lose_a_question(server: Se
     accepted: list[str] = []
     try:
 
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
         @given(text=texts)
         def one(text: str) -> None:
             shown = chat.ask(text)
@@ -356,3 +359,29 @@ def test_a_question_cut_by_kill_9_is_marked_interrupted_after_restart(
         )
         assert thread.status_code == 200
         assert "This question was not answered: the server stopped" in thread.text
+
+
+@pytest.mark.parametrize(
+    ("question", "error"),
+    [
+        (b"how much is ship\xffping?", "the question is not valid UTF-8"),
+        (b"\x01\x02\x03", "The message is empty"),
+    ],
+)
+def test_afina_ask_refuses_bad_text_in_one_line_and_stores_nothing(
+    tmp_path: Path, question: bytes, error: str
+):
+    """Bytes straight from a shell script that is not UTF-8, or only control characters."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AFINA_")}
+    environ.update(AFINA_HOME=str(tmp_path / "var"), LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    done = subprocess.run(
+        [sys.executable.encode(), b"-m", b"chatbot.cli.main", b"ask", question],
+        capture_output=True,
+        env=environ,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 1 and error in " ".join(stderr.split())
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "var" / "afina.db").exists()  # refused before anything was opened

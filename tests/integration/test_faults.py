@@ -29,6 +29,7 @@ from chatbot.db import store
 from chatbot.db.models import Message
 from chatbot.db.recovery import mark_interrupted
 from chatbot.errors import DatabaseUnavailable
+from chatbot.journal import Journal
 from chatbot.runtime import Runtime
 from chatbot.settings import Settings
 
@@ -371,3 +372,23 @@ async def test_a_longer_database_outage_keeps_the_turn_and_writes_it_back(
     finally:
         registry.KINDS.pop(CutsTheDatabase.kind, None)
         relay.close()
+
+
+def test_the_journal_survives_a_cut_line_and_keeps_what_still_fails(tmp_path: Path):
+    """A crash while appending leaves half a line; a record whose write fails stays."""
+    journal = Journal(tmp_path / "unsaved-turns.jsonl")
+    journal.add({"kind": "question", "n": 1})
+    journal.add({"kind": "answer", "n": 2})
+    with journal.path.open("a") as handle:
+        handle.write('{"kind": "quest')  # the process died here
+    written: list[int] = []
+
+    def write(record: dict) -> None:
+        if record["n"] == 2:
+            raise ConnectionError("still down")
+        written.append(record["n"])
+
+    assert journal.replay(write) == 1 and written == [1]
+    assert journal.pending() == [{"kind": "answer", "n": 2}]
+    assert journal.replay(lambda record: None) == 1
+    assert journal.pending() == [] and not journal.path.exists()

@@ -160,18 +160,18 @@ class _AnySsn(UsSsnRecognizer):
 
 def _recognizers(language: str) -> list[EntityRecognizer]:
     """Presidio's recognizers used by Afina (every one for both languages), then Afina's."""
-    both = lambda key: _CONTEXT[key]  # noqa: E731
+    words = _CONTEXT  # context words of both languages
     found: list[EntityRecognizer] = [
         _OfflineEmail(supported_language=language),
         PhoneRecognizer(
-            supported_language=language, context=both("phone"), supported_regions=PHONE_REGIONS
+            supported_language=language, context=words["phone"], supported_regions=PHONE_REGIONS
         ),
-        _PrintedCard(supported_language=language, context=both("card")),
+        _PrintedCard(supported_language=language, context=words["card"]),
         IbanRecognizer(supported_language=language),
         IpRecognizer(supported_language=language),
-        EsNifRecognizer(supported_language=language, context=both("nif")),
-        EsNieRecognizer(supported_language=language, context=both("nie")),
-        _AnySsn(supported_language=language, context=both("ssn")),
+        EsNifRecognizer(supported_language=language, context=words["nif"]),
+        EsNieRecognizer(supported_language=language, context=words["nie"]),
+        _AnySsn(supported_language=language, context=words["ssn"]),
         SpacyRecognizer(supported_language=language, supported_entities=["PERSON"]),
     ]
     return found + afina_recognizers(language)
@@ -194,12 +194,16 @@ class Detector:
             registry=registry, nlp_engine=engine, supported_languages=list(LANGUAGES)
         )
         self._threshold = threshold
+        self._busy = threading.Lock()  # one batch at a time: the worker and an export may share it
 
     def detect(
         self, texts: Sequence[str], language: str = "en", batch: int = 64
     ) -> list[list[Span]]:
         """Spans of personal data in each text (spaCy runs over the texts as one batch)."""
-        lang = language if language in LANGUAGES else "en"
+        with self._busy:
+            return self._detect(texts, language if language in LANGUAGES else "en", batch)
+
+    def _detect(self, texts: Sequence[str], lang: str, batch: int) -> list[list[Span]]:
         out: list[list[Span]] = []
         batches = self._engine.process_batch(list(texts), lang, batch_size=batch)
         for text, artifacts in batches:  # type: ignore[misc]  # pairs when as_tuples is False
