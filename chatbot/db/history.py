@@ -25,6 +25,8 @@ class ThreadView:
     messages: list[Message] = field(default_factory=list)
     # message id -> (value, comment)
     feedback: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    # message id -> the newest correction's text
+    corrections: dict[str, str] = field(default_factory=dict)
 
 
 # users ---------------------------------------------------------------------------------------
@@ -139,7 +141,11 @@ def thread_view(*, session: Session, conversation_id: str) -> ThreadView | None:
         .where(Feedback.user_id == conversation.user_id)
     )
     feedback = {mid: (value, comment) for mid, value, comment in ratings}
-    return ThreadView(conversation, owner.username if owner else "", messages, feedback)
+    answers = [m.id for m in messages if m.role == "assistant"]
+    corrections = latest_corrections(session=session, message_ids=answers)
+    return ThreadView(
+        conversation, owner.username if owner else "", messages, feedback, corrections
+    )
 
 
 def rename_conversation(*, session: Session, conversation_id: str, title: str) -> None:
@@ -225,6 +231,21 @@ def add_correction(*, session: Session, message_id: str, user_id: int, content: 
     session.add(correction)
     session.flush()
     return correction
+
+
+def latest_corrections(*, session: Session, message_ids: list[str]) -> dict[str, str]:
+    """The newest correction text of each of ``message_ids`` that has one."""
+    if not message_ids:
+        return {}
+    query = select(Correction.message_id, Correction.content).where(
+        Correction.message_id.in_(message_ids)
+    )
+    newest: dict[str, str] = {}
+    for message_id, content in session.execute(
+        query.order_by(Correction.created_at, Correction.id)
+    ):
+        newest[message_id] = content
+    return newest
 
 
 def list_corrections(*, session: Session, message_id: str) -> list[Correction]:

@@ -17,10 +17,11 @@ from chainlit.input_widget import InputWidget, Select
 from chainlit.types import ThreadDict
 from fastapi import Request, Response
 
+from chatbot import reviews
 from chatbot.backend_pool import ACTIVE_BACKEND
 from chatbot.db import history, store
 from chatbot.db.session import outage
-from chatbot.errors import AfinaError, DatabaseUnavailable, InputError, NotFoundError
+from chatbot.errors import DatabaseUnavailable, InputError, NotFoundError
 from chatbot.journal import describe
 from chatbot.runtime import Runtime
 from chatbot.service import TurnResult, clean_text
@@ -35,18 +36,12 @@ from chatbot.ui.auth import (
     session_user,
 )
 from chatbot.ui.datalayer import ASSISTANT, AfinaDataLayer, run_db
-from chatbot.ui.render import (
-    answer_markdown,
-    retrieval_summary,
-    source_text,
-    source_title,
-    source_url,
-)
+from chatbot.ui.render import CORRECTION_ELEMENT, answer_markdown, correction_props
 from chatbot.ui.texts import locale_of, t
 
 log = logging.getLogger(__name__)
 THROTTLE = LoginThrottle()
-CORRECT = "correct"
+SAVE_CORRECTION = "save_correction"
 BACKEND_SETTING = "backend"
 
 
@@ -231,8 +226,6 @@ async def on_message(message: cl.Message) -> None:
             raise
         await _keep_unsaved(runtime, thread_id, user, locale, message, exc)
         return
-    search = cl.Step(name=t(locale, "retrieval"), type="retrieval")
-    await search.send()
     answer = cl.Message(content="", id=reply_id, author=ASSISTANT)
     # closed at once on Stop or a dropped socket: the service stores what was shown
     try:
@@ -242,7 +235,7 @@ async def on_message(message: cl.Message) -> None:
     except DatabaseUnavailable:  # the turn is kept in the journal
         await cl.Message(content=f"⚠️ {t(locale, 'unsaved')}", author=ASSISTANT).send()
         return
-    await _finish(answer, search, reply.result, locale)
+    await _finish(answer, reply.result, locale)
     run = cl.context.current_run or cl.context.current_step
     if run is not None and reply.result.reply_id:
         await run_db(
@@ -285,69 +278,44 @@ async def _open_conversation(thread_id: str, user: LoginUser, locale: str) -> bo
     return True
 
 
-async def _finish(answer: cl.Message, search: cl.Step, result: TurnResult, locale: str) -> None:
-    """Show the sources, the hand-over mark, the backend and the correction action."""
-    sources = [s.to_dict() for s in result.meta.sources]
-    search.output = retrieval_summary(sources, locale) if not result.error else result.error
-    search.is_error = bool(result.error)
-    await search.update()
+async def _finish(answer: cl.Message, result: TurnResult, locale: str) -> None:
+    """Show the answer with its sources and backend, and the correction editor under it
+    (labels in the answer's language, as when the chat is reopened)."""
+    locale = locale_of(result.meta.locale) if result.meta.locale else locale
     answer.content = answer_markdown(
         text=result.text,
         locale=locale,
         backend=result.backend_name,
-        sources=sources,
+        sources=[s.to_dict() for s in result.meta.sources],
         handoff=result.meta.handoff,
         error=result.error,
         partial=result.status == "partial",
     )
-    streamed = answer.streaming
-    await (answer.update() if streamed else answer.send())
+    await (answer.update() if answer.streaming else answer.send())
     if result.error:
         return
-    shown = [] if result.meta.handoff else sources
-    for index, source in enumerate(shown):
-        element = cl.Text(
-            name=source_title(source, index),
-            url=source_url(source_text(source, locale)),
-            display="side",
-        )
-        await element.send(for_id=answer.id)
-    action = cl.Action(
-        name=CORRECT,
-        payload={"message_id": answer.id},
-        label=t(locale, "correct_label"),
-        icon="pencil",
+    props = correction_props(
+        message_id=answer.id, answer=result.text, correction=None, locale=locale
     )
-    await action.send(for_id=answer.id)
+    editor = cl.CustomElement(name=CORRECTION_ELEMENT, props=props, display="inline")
+    await editor.send(for_id=answer.id)
 
 
-@cl.action_callback(CORRECT)
-@friendly
-async def correct(action: cl.Action) -> None:
-    """Ask the agent for a better answer and store it as a correction."""
+@cl.action_callback(SAVE_CORRECTION)
+async def save_correction(action: cl.Action) -> dict[str, Any]:
+    """The correction editor's Save: stored by ``chatbot.reviews`` (which checks ownership)."""
     locale, user = _locale(), await _current_user()
-    message_id = str(action.payload.get("message_id", ""))
+    message_id, text = (str(action.payload.get(k) or "") for k in ("message_id", "text"))
     if user is None:
-        return
-    try:
-        owner = await run_db(lambda s: history.message_owner_id(session=s, message_id=message_id))
-    except NotFoundError:
-        owner = None
-    if owner != user.id:
-        await cl.Message(content=t(locale, "not_found"), author=ASSISTANT).send()
-        return
-    reply = await cl.AskUserMessage(
-        content=t(locale, "correct_prompt"), author=ASSISTANT, timeout=900
-    ).send()
-    text = str((reply or {}).get("output") or "")
+        return {"ok": False, "message": t(locale, "session_ended")}
     try:
         await run_db(
-            lambda s: history.add_correction(
-                session=s, message_id=message_id, user_id=user.id, content=text
-            ),
+            lambda s: reviews.correct(session=s, message_id=message_id, user_id=user.id, text=text),
             write=True,
         )
-    except AfinaError:
-        await cl.Message(content=t(locale, "correct_empty"), author=ASSISTANT).send()
-        return
-    await cl.Message(content=t(locale, "correct_saved"), author=ASSISTANT).send()
+    except InputError:
+        return {"ok": False, "message": t(locale, "correct_empty")}
+    except NotFoundError:
+        return {"ok": False, "message": t(locale, "not_found")}
+    log.info("%s corrected answer %s", user.username, message_id)
+    return {"ok": True}

@@ -37,13 +37,7 @@ from chatbot.db.session import retrying
 from chatbot.errors import NotFoundError
 from chatbot.ui import state
 from chatbot.ui.auth import CURRENT_USER_ID
-from chatbot.ui.render import (
-    answer_markdown,
-    retrieval_summary,
-    source_text,
-    source_title,
-    source_url,
-)
+from chatbot.ui.render import CORRECTION_ELEMENT, answer_markdown, correction_props
 from chatbot.ui.texts import t
 
 log = logging.getLogger(__name__)
@@ -355,18 +349,6 @@ def _answer_steps(
             "comment": comment,
         }
     steps: list[StepDict] = [run]
-    if message.error is None and message.backend_name:
-        steps.append(
-            {
-                **common,  # type: ignore[typeddict-item]
-                "id": derived_id(message.id, "retrieval"),
-                "type": "retrieval",
-                "name": "retrieval",
-                "parentId": run_id,
-                "output": retrieval_summary(sources, locale),
-                "metadata": {},
-            }
-        )
     content = answer_markdown(
         text=message.content,
         locale=locale,
@@ -387,21 +369,25 @@ def _answer_steps(
             "metadata": {},
         }
     )
-    shown = [] if message.handoff or message.error else sources
-    return steps, [_source_element(message, i, s, locale) for i, s in enumerate(shown)]
+    if message.error is not None:
+        return steps, []
+    return steps, [_correction_element(message, view.corrections.get(message.id), locale)]
 
 
-def _source_element(message: Message, index: int, source: dict, locale: str) -> ElementDict:
-    text = source_text(source, locale)
-    return {
-        "id": derived_id(message.id, f"source-{index}"),
+def _correction_element(message: Message, correction: str | None, locale: str) -> ElementDict:
+    """The correction editor under an answer, showing the saved correction if there is one."""
+    props = correction_props(
+        message_id=message.id, answer=message.content, correction=correction, locale=locale
+    )
+    return {  # type: ignore[typeddict-unknown-key]
+        "id": derived_id(message.id, "correction"),
         "threadId": message.conversation_id,
-        "type": "text",
-        "name": source_title(source, index),
-        "display": "side",
+        "type": "custom",
+        "name": CORRECTION_ELEMENT,
+        "display": "inline",
         "forId": message.id,
-        "mime": "text/plain",
-        "url": source_url(text),
+        "mime": "application/json",
+        "props": props,
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from chatbot.ui.texts import t
 
@@ -12,31 +11,6 @@ def source_title(source: dict[str, Any], index: int) -> str:
     """The name a source gets in the chat (unique within the answer)."""
     title = str(source.get("title") or source.get("id") or "?").replace("\n", " ").strip()
     return f"{index + 1}. {title[:80]}"
-
-
-def source_text(source: dict[str, Any], locale: str) -> str:
-    """A source's side panel: title, score and snippet."""
-    score = float(source.get("score") or 0.0)
-    return (
-        f"**{source.get('title') or source.get('id')}**  \n"
-        f"{t(locale, 'score')}: {score:.2f} · `{source.get('id')}`\n\n"
-        f"{source.get('snippet') or ''}"
-    )
-
-
-def source_url(text: str) -> str:
-    """A source's side panel as a data: URL: Chainlit keeps no file per answer for it (files
-    under its .files folder would pile up, and stay after a crash)."""
-    return "data:text/plain;charset=utf-8," + quote(text)
-
-
-def retrieval_summary(sources: list[dict[str, Any]], locale: str) -> str:
-    """The retrieval step's output: one line per source with its score."""
-    if not sources:
-        return t(locale, "no_sources")
-    return "\n".join(
-        f"- {float(s.get('score') or 0):.2f} — {source_title(s, i)}" for i, s in enumerate(sources)
-    )
 
 
 def answer_markdown(
@@ -59,8 +33,28 @@ def answer_markdown(
     body = f"> 🧑‍💼 **{t(locale, 'handoff')}**\n>\n> {text}" if handoff else text
     footer = []
     if sources and not handoff:
-        names = ", ".join(source_title(s, i) for i, s in enumerate(sources))
+        names = ", ".join(
+            f"{source_title(s, i)} ({t(locale, 'score')} {float(s.get('score') or 0):.2f})"
+            for i, s in enumerate(sources)
+        )
         footer.append(f"{t(locale, 'sources')}: {names}")
     if backend:
         footer.append(f"{t(locale, 'answered_by')} `{backend}`")
     return body + ("\n\n---\n" + "  \n".join(f"*{line}*" for line in footer) if footer else "")
+
+
+CORRECTION_ELEMENT = "Correction"  # public/elements/Correction.jsx
+
+
+def correction_props(
+    *, message_id: str, answer: str, correction: str | None, locale: str
+) -> dict[str, Any]:
+    """The correction editor's props: the answer to pre-fill, the saved correction, labels."""
+    keys = ("open", "edit", "save", "cancel", "heading", "prompt", "saved", "failed")
+    texts = ("label", "edit", "save", "cancel", "heading", "prompt", "saved", "failed")
+    return {
+        "messageId": message_id,
+        "answer": answer,
+        "correction": correction,
+        "labels": {k: t(locale, f"correct_{v}") for k, v in zip(keys, texts, strict=True)},
+    }

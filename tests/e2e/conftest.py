@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = ROOT / "test-artifacts"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
 ADMIN_PASSWORD = "admin-password-e2e"
 PASSWORD = "agent-password-e2e"
 AGENTS = ("alice", "bob", "carmen")
@@ -213,9 +215,14 @@ def open_chat(browser, request: pytest.FixtureRequest) -> Iterator[Callable[...,
     pages: list = []
 
     def open_page(
-        server: Server, username: str, *, locale: str = "en-US", password: str | None = None
+        server: Server,
+        username: str,
+        *,
+        locale: str = "en-US",
+        password: str | None = None,
+        viewport: dict[str, int] | None = None,
     ):
-        context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+        context = browser.new_context(locale=locale, viewport=viewport or DESKTOP)
         contexts.append(context)
         context.route(
             "**/*",

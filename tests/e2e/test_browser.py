@@ -14,13 +14,24 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from chatbot import reviews
 from chatbot.backend_pool import ACTIVE_BACKEND
 from chatbot.db import store
 from chatbot.db.models import AppSetting, Correction, Feedback, Message, User
-from tests.e2e.conftest import ADMIN_PASSWORD, BROKEN, PASSWORD, STRICT, Server, running_server
+from tests.e2e.conftest import (
+    ADMIN_PASSWORD,
+    BROKEN,
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    STRICT,
+    Server,
+    running_server,
+)
 
 pytestmark = pytest.mark.e2e
 ANSWER = '[data-step-type="assistant_message"]'
+USER = '[data-step-type="user_message"]'
 
 
 @pytest.fixture(scope="module")
@@ -119,19 +130,40 @@ def test_thumbs_up_with_comment_lands_in_database(server: Server, open_chat):
     assert wait_for(stored) == (1, "spot on")
 
 
-def test_correction_lands_in_database(server: Server, open_chat):
-    page = open_chat(server, "alice")
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_correction_is_edited_under_the_answer_and_the_chat_stays_usable(
+    server: Server, open_chat, viewport
+):
+    page = open_chat(server, "alice", viewport=viewport)
     ask(page, "what are the shipping fees")
     message_id = latest_answer(server).id
-    page.get_by_text("Suggest a better answer").last.click()
-    page.get_by_text("Write the answer Afina should have given").wait_for()
-    page.fill("#chat-input", "Free above 50 EUR, else 4.95 EUR; express costs extra.")
-    page.click("#chat-submit")
-    page.get_by_text("your answer was saved").wait_for()
+    page.get_by_test_id("correction-open").last.click()
+    editor = page.get_by_test_id("correction-text")
+    assert editor.input_value().startswith("Shipping is free")  # pre-filled with the answer
+    better = f"Free above 50 EUR, else 4.95 EUR ({viewport['width']})."
+    editor.fill(better)
+    page.get_by_test_id("correction-save").click()
+    page.get_by_test_id("correction-saved").filter(has_text=better).wait_for()
+    assert page.locator("#stop-button").count() == 0  # nothing left running
+    assert page.locator(USER, has_text=better).count() == 0  # not a customer's bubble
+    ask(page, "I forgot my password")  # the next question is answered as usual
     with server.sessions() as session:
         row = session.scalar(select(Correction).where(Correction.message_id == message_id))
         author = session.get(User, row.user_id).username
-    assert row.content.startswith("Free above 50 EUR") and author == "alice"
+        thread_id = session.get(Message, message_id).conversation_id
+    assert row.content == better and author == "alice"
+    page.goto(f"{server.chat}/thread/{thread_id}")  # reopened: shown, and editable again
+    page.get_by_test_id("correction-saved").filter(has_text=better).wait_for()
+    assert page.get_by_test_id("correction-open").count() == 2  # one per answer
+    page.get_by_test_id("correction-open").first.click()
+    assert page.get_by_test_id("correction-text").input_value() == better
+    page.get_by_test_id("correction-text").fill("Edited later.")
+    page.get_by_test_id("correction-save").click()
+    page.get_by_test_id("correction-saved").filter(has_text="Edited later.").wait_for()
+    with server.sessions() as session:
+        assert reviews.latest_corrections(session=session, message_ids=[message_id]) == {
+            message_id: "Edited later."
+        }
 
 
 def test_admin_switches_backend_and_agents_next_answer_uses_it(server: Server, open_chat):
