@@ -1,12 +1,17 @@
-"""Corrections of answers: the one place that writes them, with the ownership check (UI and CLI)."""
+"""Corrections and reviews of answers: the one writer behind the UI (ownership checked here)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
 from sqlalchemy.orm import Session
 
-from chatbot.db import history
+from chatbot.db import history, review_queries
 from chatbot.db.models import Correction
+from chatbot.db.training_queries import iter_training_conversations
 from chatbot.errors import NotFoundError
+from chatbot.training.filters import ExportFilters, is_approved, keep_conversation
 
 
 def correct(*, session: Session, message_id: str, user_id: int, text: str) -> Correction:
@@ -31,3 +36,59 @@ def correct(*, session: Session, message_id: str, user_id: int, text: str) -> Co
 def latest_corrections(*, session: Session, message_ids: list[str]) -> dict[str, str]:
     """The newest correction text of each of ``message_ids`` that has one."""
     return history.latest_corrections(session=session, message_ids=message_ids)
+
+
+def approve(*, session: Session, message_id: str, admin_id: int) -> None:
+    """An admin approves an answer (and its correction, if any) for training: their +1."""
+    _require_answer(session, message_id)
+    review_queries.set_rating(session=session, message_id=message_id, user_id=admin_id, value=1)
+
+
+def reject(*, session: Session, message_id: str, admin_id: int) -> int:
+    """An admin rejects an answer's correction: it is removed, and their -1 keeps the original
+    answer out of training too. Returns how many corrections went."""
+    _require_answer(session, message_id)
+    dropped = review_queries.drop_corrections(session=session, message_id=message_id)
+    review_queries.set_rating(session=session, message_id=message_id, user_id=admin_id, value=-1)
+    return dropped
+
+
+def exclude(*, session: Session, conversation_id: str, excluded: bool = True) -> None:
+    """Keep a whole conversation out of every export (or let it back in)."""
+    review_queries.set_excluded(session=session, conversation_id=conversation_id, excluded=excluded)
+
+
+def _require_answer(session: Session, message_id: str) -> None:
+    if not review_queries.answer_exists(session=session, message_id=message_id):
+        raise NotFoundError(f"no answer {message_id!r}: reload the review page")
+
+
+@dataclass
+class ExportCounts:
+    """What the next export with the same filters would hold (before de-duplication)."""
+
+    conversations: int = 0
+    targets: int = 0
+    corrected: int = 0
+    held_back: int = 0  # answers shown as context only (weight 0): unreviewed, downvoted...
+    left_out: Counter[str] = field(default_factory=Counter)  # conversations, by reason
+
+
+def export_counts(*, session: Session, filters: ExportFilters) -> ExportCounts:
+    """Count the conversations and training targets an export with ``filters`` would take."""
+    counts = ExportCounts()
+    for conversation in iter_training_conversations(session=session, conditions=filters.sql()):
+        reason = keep_conversation(conversation, filters)
+        if reason is not None:
+            counts.left_out[reason] += 1
+            continue
+        counts.conversations += 1
+        for message in conversation.messages:
+            if message.role != "assistant":
+                continue
+            if is_approved(message, filters):
+                counts.targets += 1
+                counts.corrected += message.correction is not None
+            else:
+                counts.held_back += 1
+    return counts

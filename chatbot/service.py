@@ -77,6 +77,8 @@ class TurnResult:
     cost_usd: float | None = None
     # None = complete; "partial" = cut off after some text (stored as shown, with the error)
     status: str | None = None
+    # the conversation's language for this turn (as detected from the question)
+    locale: str | None = None
 
 
 class ChatService:
@@ -295,6 +297,7 @@ class Reply:
     async def _run(self) -> AsyncGenerator[str, None]:
         service, result = self._service, self.result
         result.user_message_id, view = await asyncio.to_thread(self._saved_question)
+        result.locale = view.locale
         self._open = True
         resolved: ResolvedBackend | None = None
         detail: str | None = None
@@ -362,7 +365,9 @@ class Reply:
         """Answer with the fallback backend after ``failed`` gave nothing (its retries spent).
 
         The shown text starts with the failure's chat message, so the user knows; the stored
-        message names the failed backend in ``fallback_from`` and in ``details.fallback``.
+        message is the fallback's answer alone (a training target must never hold Afina's
+        notice), naming the failed backend in ``fallback_from`` and ``details.fallback``,
+        which keeps the notice for display.
         """
         result = self.result
         try:
@@ -378,8 +383,7 @@ class Reply:
         result.meta = ReplyMeta()
         try:
             async for chunk in self._relay(fallback, view, chunks, start):
-                if len(chunks) == 1:
-                    chunks.insert(0, notice)
+                if len(chunks) == 1:  # shown, never stored as the answer (nor trained on)
                     yield notice
                 yield chunk
         except BackendError as exc:
@@ -391,6 +395,7 @@ class Reply:
             "kind": failed.kind,
             "error": failure.detail,
             "retryable": failure.retryable,
+            "notice": notice.strip(),  # shown above the answer; not part of its text
         }
         result.fallback_from, result.error = failed.name, None
         result.backend_name, self._answered_by = fallback.name, fallback

@@ -27,6 +27,7 @@ from chatbot.ui.evaluations import router as evaluations_router
 from chatbot.ui.feedback import router as feedback_router
 from chatbot.ui.guard import CLOSED_PATHS, clear_session_files, origin_allowed
 from chatbot.ui.mount import PATH, mount
+from chatbot.ui.routes import ui_routers
 
 log = logging.getLogger(__name__)
 PasswordNotice = Callable[[str], None]
@@ -149,5 +150,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(feedback_router)
     app.include_router(evaluations_router)
+    for router in ui_routers():  # the review and users pages, the chat-URL ownership check
+        app.include_router(router)
     mount(app, auth_secret(settings), allowed_origins=allowed)
     return app

@@ -16,7 +16,16 @@ from typing import Any
 from sqlalchemy import Text, and_, exists, func, insert, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from chatbot.db.models import Conversation, Correction, Export, ExportItem, Feedback, Message, User
+from chatbot.db.models import (
+    BackendRecord,
+    Conversation,
+    Correction,
+    Export,
+    ExportItem,
+    Feedback,
+    Message,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,8 @@ class StoredMessage:
     # personal-data spans stored with the content / the correction; None = never checked
     pii_spans: list[dict[str, Any]] | None = None
     correction_spans: list[dict[str, Any]] | None = None
+    # the answering backend's kind (retrieval, fewshot, finetuned) when it is still configured
+    backend_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +151,10 @@ def _messages_of(session: Session, ids: list[str]) -> dict[str, tuple[StoredMess
     extra = (Message.backend_name, Message.error, Message.details)
     # raw JSON text: most messages hold "[]", decoded below without the JSON type's per-row cost
     pii = (type_coerce(Message.pii_spans, Text).label("pii_spans"), Message.pii_version)
+    kind = BackendRecord.kind.label("backend_kind")
     query = (
-        select(*columns, *extra, *pii)
+        select(*columns, *extra, *pii, kind)
+        .outerjoin(BackendRecord, BackendRecord.name == Message.backend_name)
         .where(Message.conversation_id.in_(ids))
         .order_by(Message.conversation_id, Message.created_at, Message.role.desc())
     )
@@ -160,6 +173,7 @@ def _messages_of(session: Session, ids: list[str]) -> dict[str, tuple[StoredMess
                 correction,
                 None if row.pii_version is None else _spans(row.pii_spans),
                 correction_spans,
+                row.backend_kind,
             )
         )
     return {key: tuple(value) for key, value in grouped.items()}

@@ -66,6 +66,10 @@ def is_downvoted(message: StoredMessage) -> bool:
     return message.rating < 0 and message.correction is None
 
 
+# backends that write their own text; their answers are targets only when upvoted or corrected
+GENERATIVE_KINDS = ("fewshot", "finetuned")
+
+
 def is_approved(message: StoredMessage, filters: ExportFilters) -> bool:
     """Whether an assistant turn may be a training target under ``filters``."""
     if message.error is not None or is_downvoted(message):
@@ -74,6 +78,8 @@ def is_approved(message: StoredMessage, filters: ExportFilters) -> bool:
         return message.correction is not None
     if message.correction is not None or message.rating > 0:
         return True
+    if message.backend_kind in GENERATIVE_KINDS:  # may invent facts: only once reviewed
+        return False
     return filters.rating != "positive"
 
 

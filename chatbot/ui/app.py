@@ -36,7 +36,13 @@ from chatbot.ui.auth import (
     session_user,
 )
 from chatbot.ui.datalayer import ASSISTANT, AfinaDataLayer, run_db
-from chatbot.ui.render import CORRECTION_ELEMENT, answer_markdown, correction_props
+from chatbot.ui.render import (
+    CORRECTION_ELEMENT,
+    answer_markdown,
+    correction_props,
+    fallback_notice,
+    retrieval_summary,
+)
 from chatbot.ui.texts import locale_of, t
 
 log = logging.getLogger(__name__)
@@ -226,6 +232,12 @@ async def on_message(message: cl.Message) -> None:
             raise
         await _keep_unsaved(runtime, thread_id, user, locale, message, exc)
         return
+    # shown while waiting; kept above a retrieval answer, removed under any other one
+    run = cl.context.current_run or cl.context.current_step
+    search = cl.Step(  # a child of the run, like the answer after it
+        name=t(locale, "retrieval"), type="retrieval", parent_id=run.id if run else None
+    )
+    await search.send()
     answer = cl.Message(content="", id=reply_id, author=ASSISTANT)
     # closed at once on Stop or a dropped socket: the service stores what was shown
     try:
@@ -235,8 +247,8 @@ async def on_message(message: cl.Message) -> None:
     except DatabaseUnavailable:  # the turn is kept in the journal
         await cl.Message(content=f"⚠️ {t(locale, 'unsaved')}", author=ASSISTANT).send()
         return
+    await _show_search(search, reply.result, locale)
     await _finish(answer, reply.result, locale)
-    run = cl.context.current_run or cl.context.current_step
     if run is not None and reply.result.reply_id:
         await run_db(
             lambda s: history.set_run_step(session=s, message_id=reply_id, run_step_id=run.id),
@@ -278,10 +290,19 @@ async def _open_conversation(thread_id: str, user: LoginUser, locale: str) -> bo
     return True
 
 
+async def _show_search(search: cl.Step, result: TurnResult, locale: str) -> None:
+    """The search step keeps its results only when a knowledge-base search answered."""
+    if result.error or result.meta.index_version is None:
+        await search.remove()
+        return
+    search.output = retrieval_summary([s.to_dict() for s in result.meta.sources], locale)
+    await search.update()
+
+
 async def _finish(answer: cl.Message, result: TurnResult, locale: str) -> None:
     """Show the answer with its sources and backend, and the correction editor under it
     (labels in the answer's language, as when the chat is reopened)."""
-    locale = locale_of(result.meta.locale) if result.meta.locale else locale
+    locale = locale_of(result.meta.locale or result.locale or locale)
     answer.content = answer_markdown(
         text=result.text,
         locale=locale,
@@ -290,6 +311,7 @@ async def _finish(answer: cl.Message, result: TurnResult, locale: str) -> None:
         handoff=result.meta.handoff,
         error=result.error,
         partial=result.status == "partial",
+        notice=fallback_notice(result.meta.details),
     )
     await (answer.update() if answer.streaming else answer.send())
     if result.error:

@@ -37,7 +37,13 @@ from chatbot.db.session import retrying
 from chatbot.errors import NotFoundError
 from chatbot.ui import state
 from chatbot.ui.auth import CURRENT_USER_ID
-from chatbot.ui.render import CORRECTION_ELEMENT, answer_markdown, correction_props
+from chatbot.ui.render import (
+    CORRECTION_ELEMENT,
+    answer_markdown,
+    correction_props,
+    fallback_notice,
+    retrieval_summary,
+)
 from chatbot.ui.texts import t
 
 log = logging.getLogger(__name__)
@@ -349,6 +355,18 @@ def _answer_steps(
             "comment": comment,
         }
     steps: list[StepDict] = [run]
+    if message.error is None and message.index_version is not None:  # a knowledge-base answer
+        steps.append(
+            {
+                **common,  # type: ignore[typeddict-item]
+                "id": derived_id(message.id, "retrieval"),
+                "type": "retrieval",
+                "name": t(locale, "retrieval"),
+                "parentId": run_id,
+                "output": retrieval_summary(sources, locale),
+                "metadata": {},
+            }
+        )
     content = answer_markdown(
         text=message.content,
         locale=locale,
@@ -357,6 +375,7 @@ def _answer_steps(
         handoff=message.handoff,
         error=message.content if message.error and message.status is None else None,
         partial=message.status is not None,
+        notice=fallback_notice(message.details),
     )
     steps.append(
         {

@@ -13,6 +13,15 @@ def source_title(source: dict[str, Any], index: int) -> str:
     return f"{index + 1}. {title[:80]}"
 
 
+def retrieval_summary(sources: list[dict[str, Any]], locale: str) -> str:
+    """The knowledge-base search step's output: one line per source with its score."""
+    if not sources:
+        return t(locale, "no_sources")
+    return "\n".join(
+        f"- {float(s.get('score') or 0):.2f} — {source_title(s, i)}" for i, s in enumerate(sources)
+    )
+
+
 def answer_markdown(
     *,
     text: str,
@@ -22,6 +31,7 @@ def answer_markdown(
     handoff: bool,
     error: str | None = None,
     partial: bool = False,
+    notice: str | None = None,
 ) -> str:
     """The full answer shown in the chat (what is stored stays the plain answer); a partial
     answer keeps the text the user saw, followed by why it stopped."""
@@ -31,6 +41,9 @@ def answer_markdown(
     if error:
         return f"⚠️ {error}"
     body = f"> 🧑‍💼 **{t(locale, 'handoff')}**\n>\n> {text}" if handoff else text
+    if notice:  # Afina's own words (e.g. the fallback notice), set apart from the answer
+        body = "".join(f"⚠️ *{line.strip()}*  \n" for line in notice.splitlines() if line.strip())
+        body += "\n" + (f"> 🧑‍💼 **{t(locale, 'handoff')}**\n>\n> {text}" if handoff else text)
     footer = []
     if sources and not handoff:
         names = ", ".join(
@@ -58,3 +71,9 @@ def correction_props(
         "correction": correction,
         "labels": {k: t(locale, f"correct_{v}") for k, v in zip(keys, texts, strict=True)},
     }
+
+
+def fallback_notice(details: dict[str, Any] | None) -> str | None:
+    """The notice shown above an answer from the fallback backend (kept out of its text)."""
+    fallback = (details or {}).get("fallback")
+    return fallback.get("notice") if isinstance(fallback, dict) else None

@@ -107,8 +107,9 @@ def test_agent_sees_streamed_answer_with_sources_and_backend(server: Server, ope
     assert "Answered by faq" in text
     assert "1. How much is shipping?".lower() in text.lower()
     assert sum("stream_token" in f for f in frames) > 3  # token by token, not one block
-    page.get_by_text("Knowledge-base search").first.wait_for()
-    page.get_by_text(re.compile(r"score: 0\.\d\d")).first.wait_for()  # side panel: score
+    assert re.search(r"How much is shipping\? \(score 0\.\d\d\)", text)  # sources inline
+    search = page.get_by_text("Knowledge-base search").last
+    assert search.bounding_box()["y"] < answer.bounding_box()["y"]  # the search, then the answer
     stored = latest_answer(server)
     assert stored.content.startswith("Shipping is free") and stored.run_step_id
     assert stored.sources[0]["id"] == "shipping-cost"
@@ -216,8 +217,10 @@ def test_a_user_never_sees_another_users_conversation(server: Server, open_chat,
     response = bob.context.request.get(f"{server.chat}/project/thread/{thread_id}")
     assert response.status in (401, 404)
     bob.goto(f"{server.chat}/thread/{thread_id}")
-    bob.wait_for_timeout(1500)
+    bob.get_by_text("does not exist or is not yours").wait_for()  # not a network error
     assert "from alice" not in bob.content()
+    bob.get_by_role("link", name="Start a new chat").click()
+    bob.wait_for_selector(ANSWER)  # back in a chat of their own
 
 
 def in_own_loop(coroutine):
@@ -340,11 +343,13 @@ def test_admin_downloads_an_export_and_agents_are_refused(server: Server, open_c
 
     assert requests.get(f"{server.url}/admin/export", timeout=30).status_code == 401
     agent = session_for("bob", PASSWORD).get(f"{server.url}/admin/export", timeout=30)
-    assert agent.status_code == 403
-    bad = session_for("admin", ADMIN_PASSWORD).get(
-        f"{server.url}/admin/export", params={"rating": "great"}, timeout=30
-    )
-    assert bad.status_code == 400 and "rating" in bad.json()["detail"]
+    assert agent.status_code == 403 and "text/html" in agent.headers["content-type"]
+    assert "for administrators only" in agent.text  # a page, not raw JSON
+    admin = session_for("admin", ADMIN_PASSWORD)
+    bad = admin.get(f"{server.url}/admin/export", params={"rating": "great"}, timeout=30)
+    assert bad.status_code == 400 and "unknown --rating &#x27;great&#x27;" in bad.text
+    bad = admin.get(f"{server.url}/admin/export", params={"since": "yesterday"}, timeout=30)
+    assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text and "yesterday" in bad.text
     got = session_for("admin", ADMIN_PASSWORD).get(f"{server.url}/admin/export", timeout=120)
     assert got.status_code == 200
     assert got.headers["content-type"] == "application/zip"
@@ -356,3 +361,56 @@ def test_admin_downloads_an_export_and_agents_are_refused(server: Server, open_c
     with server.sessions() as session:
         export = session.scalars(select(Export).order_by(Export.id.desc())).first()
     assert export is not None and export.created_by is not None
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_login_page_is_afinas_asks_for_a_user_name_and_no_other_host(
+    server: Server, browser, viewport
+):
+    context = browser.new_context(viewport=viewport)
+    outside: list[str] = []
+
+    def route(request_route):
+        if request_route.request.url.startswith((server.url, "data:")):
+            request_route.continue_()
+        else:
+            outside.append(request_route.request.url)
+            request_route.abort()
+
+    context.route("**/*", route)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.chat}/login")
+        page.get_by_text("User name").wait_for()
+        assert page.get_by_text("Email address").count() == 0
+        logo = context.request.get(f"{server.chat}/logo?theme=light")
+        assert "Afina" in logo.text() and "Chainlit" not in logo.text()
+        assert "Afina" in context.request.get(f"{server.chat}/public/login.svg").text()
+        assert "#0f766e" in context.request.get(f"{server.chat}/favicon").text()
+        page.fill("#email", "carmen")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector(ANSWER)
+        ask(page, "how much is shipping?")
+        assert "LLMs can make mistakes" not in page.content()
+        assert outside == []  # no KaTeX stylesheet, no fonts from a CDN
+    finally:
+        context.close()
+
+
+def test_handover_heading_follows_the_conversations_language(server: Server, open_chat):
+    """An English browser, a customer writing Spanish: the hand-over is Spanish throughout."""
+    page = open_chat(server, "carmen")
+    with server.sessions.begin() as session:  # hands over in every language
+        config = {"min_score": 2.0, "language_min_scores": {}}
+        store.put_backend(session=session, name="strict-all", kind="retrieval", config=config)
+    set_active(server, "strict-all")
+    try:
+        text = ask(page, "¿Cuánto cuesta el envío a Canarias?").inner_text()
+    finally:
+        set_active(server, "faq")
+    assert "Derivado a un agente humano" in text and "Respondido por strict-all" in text
+    assert "Handed over" not in text
+    page.goto(f"{server.chat}/thread/{latest_answer(server).conversation_id}")
+    reopened = page.locator(ANSWER, has_text="Derivado a un agente humano")
+    reopened.first.wait_for()  # the same labels when the chat is reopened

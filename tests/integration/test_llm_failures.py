@@ -65,7 +65,9 @@ def assert_fell_back(text: str, result, messages, *, notice: str, cause: str) ->
     assert question.role == "user" and question.content == QUESTION
     assert text.startswith(notice) and "Shipping is free" in text
     assert result.error is None and result.fallback_from == "broken"
-    assert answer.content == text and answer.error is None
+    # the notice is shown, not stored as the answer (never a training target)
+    assert answer.content.startswith("Shipping is free") and answer.error is None
+    assert text == answer.details["fallback"]["notice"] + "\n\n" + answer.content
     assert answer.backend_name == "faq" and answer.fallback_from == "broken"
     assert answer.sources[0]["id"] == "shipping-cost"
     assert answer.details["fallback"]["from"] == "broken"

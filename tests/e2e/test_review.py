@@ -1,0 +1,86 @@
+"""The admin review page end to end: real ``afina serve`` (SQLite), real Chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from chatbot.db.models import Conversation, Correction, Feedback, Message, User
+from tests.e2e.conftest import DESKTOP, PHONE, Server, running_server
+from tests.e2e.test_browser import ask, latest_answer
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for this module, on a SQLite file in its own AFINA_HOME."""
+    folder = tmp_path_factory.mktemp("review")
+    with running_server(folder, f"sqlite:///{folder / 'afina.db'}") as running:
+        yield running
+
+
+def correct_in_chat(server: Server, open_chat, text: str) -> str:
+    """alice asks, then corrects the answer with the editor under it; the answer's id."""
+    page = open_chat(server, "alice")
+    ask(page, "what are the shipping fees")
+    page.get_by_test_id("correction-open").last.click()
+    page.get_by_test_id("correction-text").fill(text)
+    page.get_by_test_id("correction-save").click()
+    page.get_by_test_id("correction-saved").filter(has_text=text).wait_for()
+    return latest_answer(server).id
+
+
+def test_agents_get_a_friendly_refusal(server: Server, open_chat):
+    page = open_chat(server, "bob")
+    response = page.goto(f"{server.url}/admin/review")
+    assert response.status == 403
+    page.get_by_text("Review is for administrators only").wait_for()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_admin_reviews_rejects_approves_excludes_and_downloads(server: Server, open_chat, viewport):
+    better = f"Free from 50 EUR, else 4.95 EUR ({viewport['width']})."
+    message_id = correct_in_chat(server, open_chat, better)
+    with server.sessions() as session:
+        conversation_id = session.get(Message, message_id).conversation_id
+    admin = open_chat(server, "admin", viewport=viewport)
+    admin.goto(f"{server.url}/admin/review")
+    row = admin.locator(f"tr[data-message='{message_id}']")
+    assert better in row.inner_text() and "corrected" in row.inner_text()
+    counts = admin.locator("#export-counts").inner_text()
+    before = int(re.search(r"holds (\d+) conversations", counts).group(1))
+    assert before >= 1
+    # filters: another agent's answers only -> this one is not listed
+    admin.select_option("select[name=agent]", "carmen")
+    admin.get_by_role("button", name="Apply filters").click()
+    admin.get_by_text("Nothing to review with these filters.").wait_for()
+    admin.goto(f"{server.url}/admin/review?agent=alice")
+    row.get_by_role("button", name="Reject correction").click()
+    admin.get_by_text("Correction rejected.").wait_for()
+    assert "agent=alice" in admin.url  # back on the same filtered page
+    with server.sessions() as session:
+        left = session.scalars(select(Correction).where(Correction.message_id == message_id))
+        assert list(left) == []
+    row.get_by_role("button", name="Approve").click()
+    admin.get_by_text("Approved for training.").wait_for()
+    with server.sessions() as session:
+        admin_id = session.scalar(select(User.id).where(User.username == "admin"))
+        vote = session.scalar(
+            select(Feedback.value).where(
+                Feedback.message_id == message_id, Feedback.user_id == admin_id
+            )
+        )
+        assert vote == 1
+    row.get_by_role("button", name="Exclude chat from training").click()
+    admin.get_by_text("Conversation excluded from training.").wait_for()
+    with server.sessions() as session:
+        assert session.get(Conversation, conversation_id).exclude_from_training
+    after = admin.locator("#export-counts").inner_text()
+    assert int(re.search(r"holds (\d+) conversations", after).group(1)) == before - 1
+    with admin.expect_download() as download:
+        admin.click("#download-export")
+    assert download.value.suggested_filename.endswith(".zip")
