@@ -39,6 +39,7 @@ from chatbot.ui.datalayer import ASSISTANT, AfinaDataLayer, run_db
 from chatbot.ui.render import (
     CORRECTION_ELEMENT,
     answer_markdown,
+    backend_label,
     correction_props,
     fallback_notice,
     retrieval_summary,
@@ -133,14 +134,18 @@ async def _send_backend_control(user: LoginUser | None) -> None:
         return
 
     def work(session):
-        names = [b.name for b in store.list_backends(session=session)]
-        return names, store.get_setting(session=session, key=ACTIVE_BACKEND)
+        items = {
+            backend_label(b.name, b.kind, b.config): b.name
+            for b in store.list_backends(session=session)
+        }
+        return items, store.get_setting(session=session, key=ACTIVE_BACKEND)
 
-    names, active = await run_db(work)
+    items, active = await run_db(work)
+    names = list(items.values())
     widget: InputWidget = Select(
         id=BACKEND_SETTING,
         label=t(_locale(), "backend_label"),
-        values=names,
+        items=items,
         initial_value=active if active in names else names[0],
     )
     await cl.ChatSettings([widget]).send()

@@ -170,7 +170,7 @@ class AfinaDataLayer(BaseDataLayer):
 
     @queue_until_user_message()
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
-        """Dropped: elements are rebuilt from stored sources."""
+        """Dropped: elements (the correction editor) are rebuilt from stored answers."""
 
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
         """Elements are rebuilt with the thread; none is fetched alone."""

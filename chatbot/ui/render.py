@@ -7,6 +7,12 @@ from typing import Any
 from chatbot.ui.texts import t
 
 
+def backend_label(name: str, kind: str, config: dict[str, Any] | None) -> str:
+    """A backend as the admin's switch lists it: name, kind and model (when it has one)."""
+    model = (config or {}).get("model")
+    return f"{name} ({kind}, {model})" if model else f"{name} ({kind})"
+
+
 def source_title(source: dict[str, Any], index: int) -> str:
     """The name a source gets in the chat (unique within the answer)."""
     title = str(source.get("title") or source.get("id") or "?").replace("\n", " ").strip()

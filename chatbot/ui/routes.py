@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 def ui_routers() -> list[APIRouter]:
     """The routers of the chat-URL check and the admin review and users pages."""
-    from chatbot.ui import review, threads
+    from chatbot.ui import review, threads, users_page
 
-    return [threads.router, review.router]
+    return [threads.router, review.router, users_page.router]

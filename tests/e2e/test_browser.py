@@ -175,7 +175,7 @@ def test_admin_switches_backend_and_agents_next_answer_uses_it(server: Server, o
     try:
         admin.click("#chat-settings-open-modal")
         admin.locator("#backend").click()
-        admin.get_by_role("option", name=STRICT).click()
+        admin.get_by_role("option", name=f"{STRICT} (retrieval)", exact=True).click()
         admin.get_by_role("button", name="Confirm").click()
         admin.get_by_text(f"switched the answering backend to {STRICT}").wait_for()
         with server.sessions() as session:

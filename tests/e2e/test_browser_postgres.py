@@ -15,8 +15,13 @@ from tests.e2e.test_browser import (  # noqa: F401
     test_admin_switches_backend_and_agents_next_answer_uses_it,
     test_agent_sees_streamed_answer_with_sources_and_backend,
     test_conversation_reopens_from_the_sidebar,
-    test_correction_lands_in_database,
+    test_correction_is_edited_under_the_answer_and_the_chat_stays_usable,
+    test_handover_heading_follows_the_conversations_language,
     test_thumbs_up_with_comment_lands_in_database,
+)
+from tests.e2e.test_review import (  # noqa: F401
+    test_admin_adds_resets_promotes_and_disables_a_user,
+    test_admin_reviews_rejects_approves_excludes_and_downloads,
 )
 
 pytestmark = pytest.mark.e2e

@@ -65,6 +65,12 @@ def test_admin_reviews_rejects_approves_excludes_and_downloads(server: Server, o
     with server.sessions() as session:
         left = session.scalars(select(Correction).where(Correction.message_id == message_id))
         assert list(left) == []
+    row.get_by_role("button", name="Exclude chat from training").click()
+    admin.get_by_text("Conversation excluded from training.").wait_for()
+    with server.sessions() as session:
+        assert session.get(Conversation, conversation_id).exclude_from_training
+    after = admin.locator("#export-counts").inner_text()
+    assert int(re.search(r"holds (\d+) conversations", after).group(1)) == before - 1
     row.get_by_role("button", name="Approve").click()
     admin.get_by_text("Approved for training.").wait_for()
     with server.sessions() as session:
@@ -75,12 +81,50 @@ def test_admin_reviews_rejects_approves_excludes_and_downloads(server: Server, o
             )
         )
         assert vote == 1
-    row.get_by_role("button", name="Exclude chat from training").click()
-    admin.get_by_text("Conversation excluded from training.").wait_for()
-    with server.sessions() as session:
-        assert session.get(Conversation, conversation_id).exclude_from_training
-    after = admin.locator("#export-counts").inner_text()
-    assert int(re.search(r"holds (\d+) conversations", after).group(1)) == before - 1
+    assert row.count() == 0  # reviewed: off the list
     with admin.expect_download() as download:
         admin.click("#download-export")
     assert download.value.suggested_filename.endswith(".zip")
+
+
+def login_status(server: Server, browser, username: str, password: str) -> int:
+    context = browser.new_context()
+    try:
+        form = {"username": username, "password": password}
+        return context.request.post(f"{server.chat}/login", form=form).status
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_admin_adds_resets_promotes_and_disables_a_user(
+    server: Server, open_chat, browser, viewport
+):
+    name = f"dora{viewport['width']}"
+    admin = open_chat(server, "admin", viewport=viewport)
+    admin.goto(f"{server.url}/admin/users")
+    add = admin.locator("form[action='/admin/users/add']")
+    add.locator("input[name=username]").fill(name)
+    add.locator("input[name=password]").fill("short")
+    add.locator("input[name=password]").evaluate("e => e.removeAttribute('minlength')")
+    add.get_by_role("button", name="Add user").click()
+    admin.get_by_text("at least 8 characters").wait_for()  # the store's own message
+    add.locator("input[name=username]").fill(name)
+    add.locator("input[name=password]").fill("first-password")
+    add.get_by_role("button", name="Add user").click()
+    admin.get_by_text(f"User '{name}' added.").wait_for()
+    assert login_status(server, browser, name, "first-password") == 200
+    row = admin.locator(f"tr[data-user='{name}']")
+    row.locator("input[name=password]").fill("second-password")
+    row.get_by_role("button", name="Reset password").click()
+    admin.get_by_text(f"Password of '{name}' reset").wait_for()
+    assert login_status(server, browser, name, "first-password") == 401
+    assert login_status(server, browser, name, "second-password") == 200
+    row.get_by_role("button", name="Make admin").click()
+    admin.get_by_text(f"Role of '{name}' changed").wait_for()
+    with server.sessions() as session:
+        assert session.scalar(select(User.role).where(User.username == name)) == "admin"
+    row.get_by_role("button", name="Disable").click()
+    admin.get_by_text(f"User '{name}' disabled").wait_for()
+    assert login_status(server, browser, name, "second-password") == 401
+    assert admin.locator("tr[data-user='admin'] button", has_text="Disable").count() == 0
