@@ -214,6 +214,8 @@ class FinetuneSettings(BaseModel):
     max_seq_tokens: int = Field(default=256, ge=16, le=8192)
     # Wall-clock budget of a local job; when it runs out the best state so far is kept.
     max_minutes: float = Field(default=30.0, gt=0, le=10_000)
+    # Seconds between two polls of a remote provider's job (`--provider openai`).
+    remote_poll_s: float = Field(default=10.0, gt=0, le=3600)
 
 
 class EmbedderTuneSettings(BaseModel):

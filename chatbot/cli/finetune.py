@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -18,7 +17,8 @@ from chatbot.db import finetune_store as jobs
 from chatbot.db.training_queries import export_splits
 from chatbot.errors import InputError
 from chatbot.runtime import Runtime
-from chatbot.training.finetune import local, runner
+from chatbot.training.finetune import local, platforms, runner
+from chatbot.training.finetune.remote import run_remote_job
 
 app = typer.Typer(help="Fine-tuning jobs: train on an export, register the result.")
 Opt = typer.Option
@@ -143,23 +143,74 @@ def _start_remote(
     **remote: Any,
 ) -> None:
     """Create an ``openai`` job row and hand it to the remote provider."""
-    # --- remote provider (chatbot/training/finetune/remote.py) -----------------------------
-    if importlib.util.find_spec("chatbot.training.finetune.remote") is None:
-        raise InputError(
-            "the openai provider is not installed in this version; use --provider local"
-        )
-    from chatbot.training.finetune.remote import run_remote_job
-
     if not base_model:
         raise InputError("--provider openai needs --base-model, e.g. gpt-4.1-mini-2025-04-14")
+    # announced shutdowns (platforms.py) refuse before anything is created or uploaded
+    warning = platforms.check_start("openai", base_model, base_url=remote.get("base_url"))
+    if warning:
+        err.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
     job_id, _files = runner.create_job(
         runtime.sessions, runtime.settings, export_id=export, provider="openai",
         base_model=base_model, method=method, hyperparameters=hyper, folder=folder,
         created_by=created_by, **remote,
     )  # fmt: skip
     err.print(f"Job {job_id}: OpenAI-compatible fine-tune of {base_model} on export {export}.")
-    run_remote_job(runtime.sessions, job_id, runtime.settings, max_minutes=max_minutes)
-    # -----------------------------------------------------------------------------------------
+    try:
+        with _RemoteStatus() as status:
+            run_remote_job(
+                runtime.sessions,
+                job_id,
+                runtime.settings,
+                poll_s=runtime.settings.finetune.remote_poll_s,
+                max_minutes=max_minutes,
+                progress=status.update,
+            )
+    except KeyboardInterrupt:
+        err.print(f"Job {job_id} cancelled (Ctrl+C).")
+        raise typer.Exit(130) from None
+    with runtime.sessions() as session:
+        job = jobs.get_job(session=session, job_id=job_id)
+        status_text, backend = job.status, job.backend_name
+    if backend:
+        console.print(
+            f"Job {job_id} {status_text}: backend {backend!r} registered; "
+            f"`afina backends use {backend}` switches to it."
+        )
+    else:
+        console.print(f"Job {job_id} {status_text}.")
+
+
+class _RemoteStatus:
+    """A rich progress bar fed by the remote provider's polls: status, steps, losses."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[status]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"),
+            console=err,
+        )
+        self.task = self.progress.add_task("remote", total=None, status="queued", loss="-", val="-")
+
+    def __enter__(self) -> _RemoteStatus:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, poll: dict[str, Any]) -> None:
+        """One poll of the remote job: ``status``, ``step``, ``total_steps``, losses."""
+        fields: dict[str, Any] = {"status": poll.get("status", "")}
+        if poll.get("total_steps"):
+            fields["total"] = poll["total_steps"]
+        if poll.get("step") is not None:
+            fields["completed"] = poll["step"]
+        for key, name in (("train_loss", "loss"), ("val_loss", "val")):
+            if poll.get(key) is not None:
+                fields[name] = f"{poll[key]:.3f}"
+        self.progress.update(self.task, **fields)
 
 
 class _LossBar:

@@ -243,3 +243,48 @@ def test_remote_changed_export_file_is_refused(runtime, start_job, export_dir):
         with pytest.raises(AfinaError, match="changed since the job was created"):
             run(runtime, job_id)
     assert job_row(runtime, job_id).status == "failed"
+
+
+def test_cli_start_openai_runs_the_job_and_names_the_backend(tmp_path, monkeypatch):
+    """`afina finetune start --provider openai` end to end through the real CLI, against the
+    stand-in (on 127.0.0.1, so OpenAI's announced shutdown dates do not apply to it)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import SMALL_KB
+    from tests.data.golden_export import chats
+
+    home = tmp_path / "var"
+    rt = Runtime.open(Settings(home=home))
+    with rt.sessions.begin() as session:
+        chats.seed(session)
+    rt.engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AFINA_")}
+    env.update(
+        AFINA_HOME=str(home),
+        AFINA_RETRIEVAL_KB_PATH=str(SMALL_KB),
+        AFINA_FINETUNE_REMOTE_POLL_S="0.01",
+        AFINA_LLM_MAX_RETRIES="0",
+        **{KEY_VAR: KEY},
+    )
+
+    def afina(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "chatbot.cli.main", *args],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        )  # fmt: skip
+
+    exported = afina("export", "--out", "exp", "--validation", "0.2", "--no-near-duplicates")
+    assert exported.returncode == 0, exported.stderr
+    with serve(StandIn("success")) as url:
+        done = afina(
+            "finetune", "start", "--export", "1", "--provider", "openai",
+            "--base-model", "gpt-4o-mini-2024-07-18", "--suffix", "shop",
+            "--base-url", url, "--api-key-env", KEY_VAR,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())  # rich wraps long lines
+    assert "succeeded" in said and "afina backends use ft-gpt-4o-mini" in said
+    listed = afina("backends", "list")
+    assert "ft-gpt-4o-mini" in listed.stdout
