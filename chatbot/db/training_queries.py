@@ -243,6 +243,11 @@ def get_export(*, session: Session, export_id: int) -> Export | None:
     return session.get(Export, export_id)
 
 
+def list_exports(*, session: Session, limit: int = 50) -> list[Export]:
+    """The newest exports first."""
+    return list(session.scalars(select(Export).order_by(Export.id.desc()).limit(limit)))
+
+
 def export_splits(*, session: Session, export_id: int) -> dict[str, str]:
     """Conversation id -> split of one export."""
     query = select(ExportItem.conversation_id, ExportItem.split).where(

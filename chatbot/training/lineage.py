@@ -14,6 +14,12 @@ if TYPE_CHECKING:  # typing only: SQLAlchemy stays inside chatbot/db at run time
     from sqlalchemy.orm import Session
 
 
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes (read in blocks by hashlib)."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 class HashedFile:
     """A JSONL file written to ``<name>.part`` and renamed on ``commit``; hashes what it writes."""
 

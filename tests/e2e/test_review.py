@@ -54,8 +54,12 @@ def test_admin_reviews_rejects_approves_excludes_and_downloads(server: Server, o
     counts = admin.locator("#export-counts").inner_text()
     before = int(re.search(r"holds (\d+) conversations", counts).group(1))
     assert before >= 1
-    # filters: another agent's answers only -> this one is not listed
+    # filters: another agent's answers only -> this one is not listed; nothing before 2000
     admin.select_option("select[name=agent]", "carmen")
+    admin.get_by_role("button", name="Apply filters").click()
+    admin.wait_for_url(re.compile(r"agent=carmen"))
+    assert row.count() == 0
+    admin.fill("input[name=until]", "2000-01-01")
     admin.get_by_role("button", name="Apply filters").click()
     admin.get_by_text("Nothing to review with these filters.").wait_for()
     admin.goto(f"{server.url}/admin/review?agent=alice")

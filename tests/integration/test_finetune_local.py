@@ -20,8 +20,8 @@ import pytest
 from chatbot.db import finetune_store as jobs
 from chatbot.runtime import Runtime
 from chatbot.settings import Settings
-from chatbot.training.finetune.gguf_files import sha256_file
 from chatbot.training.finetune.local import ensure_free_space
+from chatbot.training.lineage import sha256_file
 from tests.conftest import SMALL_KB
 from tests.data.golden_export import chats
 

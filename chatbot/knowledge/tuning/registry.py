@@ -8,7 +8,6 @@ embedder its settings name ("default"). Light to import: the backend pool reads 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 from backends.retrieval.files import write_file_atomic
 from chatbot.errors import ConfigError, NotFoundError
 from chatbot.settings import Settings
+from chatbot.training.lineage import sha256_file
 
 DEFAULT = "default"
 LINEAGE = "lineage.json"
@@ -70,7 +70,7 @@ def file_digests(folder: Path) -> dict[str, dict[str, Any]]:
     return {
         path.relative_to(folder).as_posix(): {
             "bytes": path.stat().st_size,
-            "sha256": sha256_of(path),
+            "sha256": sha256_file(path),
         }
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != LINEAGE)
     }
@@ -93,7 +93,7 @@ def check_model(folder: Path, language: str, *, full: bool = False) -> None:
                 problem = f"{rel} is missing"
             elif path.stat().st_size != info.get("bytes"):
                 problem = f"{rel} has {path.stat().st_size} bytes, not {info.get('bytes')}"
-            elif full and sha256_of(path) != info.get("sha256"):
+            elif full and sha256_file(path) != info.get("sha256"):
                 problem = f"{rel} does not match its sha256"
             if problem:
                 break
@@ -103,15 +103,6 @@ def check_model(folder: Path, language: str, *, full: bool = False) -> None:
             f"({problem}): switch back with 'afina kb use-model {language} default' (or another "
             "version listed by 'afina kb models'), or tune again with 'afina kb tune'"
         )
-
-
-def sha256_of(path: Path) -> str:
-    """The sha256 of one file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def active_names(settings: Settings) -> dict[str, str]:

@@ -9,7 +9,6 @@ leaves half a file under the final name.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from chatbot.training.lineage import sha256_file
 
 ARCH = "llama"
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.(self_attn|mlp)\.(\w+)$")
@@ -74,15 +75,6 @@ def _finish(tmp: Path, path: Path) -> str:
     digest = sha256_file(tmp)
     os.replace(tmp, path)
     return digest
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_lora(

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from chatbot.errors import InputError
 from chatbot.training.finetune import gguf_files
 from chatbot.training.finetune.data import IGNORE, TokenizedExample, load_examples
+from chatbot.training.lineage import sha256_file
 
 BASE_MODEL = "SmolLM2-135M-Instruct"
 METHODS = ("lora", "full")
@@ -272,7 +273,7 @@ def train(
     path = write_artefact(model, config, out_dir, base_gguf)
     return TrainResult(
         artefact=path,
-        sha256=gguf_files.sha256_file(path),
+        sha256=sha256_file(path),
         size_bytes=path.stat().st_size,
         trained_tokens=loop.tokens,
         train_seconds=round(loop.seconds, 2),

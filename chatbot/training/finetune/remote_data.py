@@ -11,6 +11,7 @@ from chatbot.db import training_queries
 from chatbot.errors import InputError
 from chatbot.settings import TrainingSettings
 from chatbot.training.finetune.platforms import base_of
+from chatbot.training.lineage import sha256_file
 
 if TYPE_CHECKING:  # typing only: SQLAlchemy stays inside chatbot/db at run time
     from sqlalchemy.orm import Session
@@ -35,7 +36,7 @@ def export_files(session: Session, job: FinetuneJob) -> dict[str, Path]:
                 f"export file {key} is not where export {job.export_id} wrote it: export "
                 "again and start a new job"
             )
-        if sha and _sha256(path) != sha:
+        if sha and sha256_file(path) != sha:
             raise InputError(
                 f"{path} changed since the job was created (sha256 differs): export again "
                 "and start a new job"
@@ -58,15 +59,6 @@ def _recorded_paths(session: Session, export_id: int | None) -> dict[str, Path]:
         export = training_queries.get_export(session=session, export_id=export_id)
     files = ((export.report or {}).get("files") or []) if export is not None else []
     return {Path(f["path"]).name: Path(f["path"]) for f in files if f.get("path")}
-
-
-def _sha256(path: Path) -> str:
-    """The sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def loss_point(data: Any) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from chatbot.errors import AfinaError, InputError, NotFoundError
 from chatbot.settings import Settings
 from chatbot.training.finetune import local
 from chatbot.training.finetune.data import system_prompt_of
-from chatbot.training.finetune.gguf_files import sha256_file
+from chatbot.training.lineage import sha256_file
 from chatbot.training.validate import Validator
 
 if TYPE_CHECKING:  # typing only: SQLAlchemy stays inside chatbot/db at run time

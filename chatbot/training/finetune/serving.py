@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from chatbot.db import finetune_store as jobs
 from chatbot.db import store
-from chatbot.training.finetune.gguf_files import sha256_file
+from chatbot.training.lineage import sha256_file
 
 if TYPE_CHECKING:  # typing only: SQLAlchemy stays inside chatbot/db at run time
     from sqlalchemy.orm import Session
