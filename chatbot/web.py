@@ -25,6 +25,7 @@ from chatbot.ui.auth import (
 )
 from chatbot.ui.evaluations import router as evaluations_router
 from chatbot.ui.feedback import router as feedback_router
+from chatbot.ui.finetuning import router as finetune_router
 from chatbot.ui.guard import CLOSED_PATHS, clear_session_files, origin_allowed
 from chatbot.ui.mount import PATH, mount
 from chatbot.ui.routes import ui_routers
@@ -150,6 +151,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(feedback_router)
     app.include_router(evaluations_router)
+    app.include_router(finetune_router)
     for router in ui_routers():  # the review and users pages, the chat-URL ownership check
         app.include_router(router)
     mount(app, auth_secret(settings), allowed_origins=allowed)
