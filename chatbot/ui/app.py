@@ -157,7 +157,10 @@ async def start() -> None:
     """Greet the user in their language; admins also get the backend control."""
     user = await _current_user()
     name = (user.display_name or user.username) if user else ""
-    await cl.Message(content=t(_locale(), "welcome", name=name), author=ASSISTANT).send()
+    text = t(_locale(), "welcome", name=name)
+    if user is not None and user.role == "admin":
+        text += "\n\n" + t(_locale(), "admin_links")
+    await cl.Message(content=text, author=ASSISTANT).send()
     await _send_backend_control(user)
 
 

@@ -162,8 +162,8 @@ async def review(request: Request) -> Response:
         "<section><h2>Answers to review</h2><p class=muted>Downvoted, corrected, handed over "
         "or answered by the fallback backend; newest first. <b>Approve</b> makes the answer (or "
         "its correction) a training target; <b>Reject correction</b> removes the correction and "
-        "keeps the answer out of training.</p><div class=scroll><table id=review><tr><th>Answer"
-        "</th><th>Question</th><th>Answer / correction</th><th>Actions</th></tr>"
+        "keeps the answer out of training.</p><div class=scroll><table class=stack id=review>"
+        "<tr><th>Answer</th><th>Question</th><th>Answer / correction</th><th>Actions</th></tr>"
         f"{rows}</table></div></section>"
     )
     return page(TITLE, body)

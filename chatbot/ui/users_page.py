@@ -78,8 +78,9 @@ async def users(request: Request) -> Response:
         "autocomplete=new-password></label><label>Role <select name=role><option>agent</option>"
         "<option>admin</option></select></label><button type=submit>Add user</button></form>"
         "</section><section><h2>Users</h2><p class=muted>Resetting a password, changing a role "
-        "or disabling logs the user out everywhere.</p><div class=scroll><table id=users><tr>"
-        f"<th>User</th><th>Role</th><th>Status</th><th>Actions</th></tr>{rows}</table></div>"
+        "or disabling logs the user out everywhere.</p><div class=scroll>"
+        "<table class=stack id=users><tr><th>User</th><th>Role</th><th>Status</th>"
+        f"<th>Actions</th></tr>{rows}</table></div>"
         "</section>"
     )
     return page(TITLE, body)

@@ -382,6 +382,7 @@ def test_login_page_is_afinas_asks_for_a_user_name_and_no_other_host(
         page = context.new_page()
         page.goto(f"{server.chat}/login")
         page.get_by_text("User name").wait_for()
+        page.get_by_text("Log in to Afina").wait_for()
         assert page.get_by_text("Email address").count() == 0
         logo = context.request.get(f"{server.chat}/logo?theme=light")
         assert "Afina" in logo.text() and "Chainlit" not in logo.text()

@@ -54,6 +54,8 @@ def test_admin_reviews_rejects_approves_excludes_and_downloads(server: Server, o
     with server.sessions() as session:
         conversation_id = session.get(Message, message_id).conversation_id
     admin = open_chat(server, "admin", viewport=viewport)
+    link = admin.get_by_role("link", name="review answers and export")  # in the welcome
+    assert link.get_attribute("href") == "/admin/review"
     admin.goto(f"{server.url}/admin/review")
     row = admin.locator(f"tr[data-message='{message_id}']")
     assert better in row.inner_text() and "corrected" in row.inner_text()
@@ -135,3 +137,9 @@ def test_admin_adds_resets_promotes_and_disables_a_user(
     admin.get_by_text(f"User '{name}' disabled").wait_for()
     assert login_status(server, browser, name, "second-password") == 401
     assert admin.locator("tr[data-user='admin'] button", has_text="Disable").count() == 0
+
+
+def test_the_server_log_shows_no_traceback(server: Server):
+    """After the walk above (chat, corrections, review, users), normal use logs no traceback."""
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log and "No response returned" not in log

@@ -10,6 +10,7 @@ from chainlit.context import init_http_context
 from chainlit.types import Feedback, Pagination, ThreadFilter
 from sqlalchemy import select
 
+from chatbot import reviews
 from chatbot.db import history, store
 from chatbot.db.models import Feedback as FeedbackRow
 from chatbot.errors import InputError, NotFoundError
@@ -63,6 +64,7 @@ def add_turn(runtime: Runtime, owner: str, question: str, *, thread: str | None 
             content="Shipping is free over 50 EUR.",
             backend_name="faq",
             sources=SOURCES,
+            index_version="v1",  # a knowledge-base answer
         )
         run = f"run-{answer.id[:8]}"
         history.set_run_step(session=session, message_id=answer.id, run_step_id=run)
@@ -161,9 +163,16 @@ async def test_resumed_thread_has_question_run_retrieval_answer_and_sources(runt
     shown = view["steps"][-1]
     assert shown["id"] == answer and shown["parentId"] == run
     assert "Answered by `faq`" in shown["output"] and "1. How much is shipping?" in shown["output"]
-    names = [e["name"] for e in view["elements"]]
-    assert names == ["1. How much is shipping?", "2. Gift cards"]
-    assert all(e["forId"] == answer and e["url"].startswith("data:") for e in view["elements"])
+    assert "(score " in shown["output"]  # sources listed with their scores, no side panel
+    [editor] = view["elements"]  # the correction editor, pre-filled with the answer
+    assert editor["type"] == "custom" and editor["forId"] == answer
+    assert editor["display"] == "inline" and editor["props"]["answer"].startswith("Shipping")
+    with runtime.sessions.begin() as session:
+        reviews.correct(
+            session=session, message_id=answer, user_id=user_id(runtime, "alice"), text="Better."
+        )
+    view = await layer.get_thread(thread)
+    assert view["elements"][0]["props"]["correction"] == "Better."  # shown when reopened
     await layer.delete_thread(thread)
     assert await layer.get_thread(thread) is None
 
@@ -194,3 +203,13 @@ def test_corrections_are_stored_and_empty_ones_refused(runtime: Runtime):
         assert [
             c.content for c in history.list_corrections(session=session, message_id=answer)
         ] == ["Better"]
+
+
+def test_only_the_owner_can_correct_an_answer(runtime: Runtime):
+    _, answer, _ = add_turn(runtime, "alice", "how much is shipping?")
+    with runtime.sessions.begin() as session:
+        with pytest.raises(NotFoundError, match="in your conversations"):
+            reviews.correct(
+                session=session, message_id=answer, user_id=user_id(runtime, "bob"), text="Mine"
+            )
+        assert history.list_corrections(session=session, message_id=answer) == []
