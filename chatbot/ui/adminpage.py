@@ -34,7 +34,10 @@ font-size:13px}.error{color:#b42318}.ok{color:#067647}form.inline{display:inline
 table.stack tr:first-child{display:none}table.stack td{border:0;padding:4px 0}
 table.stack tr{border-bottom:1px solid #e4e7ec;padding:8px 0}.cell{max-width:none}}
 """
-NAV = f"<a href='{PATH}'>Chat</a><a href='/admin/review'>Review</a><a href='/admin/users'>Users</a>"
+NAV = (
+    f"<a href='{PATH}'>Chat</a><a href='/admin/review'>Review</a><a href='/admin/users'>Users</a>"
+    "<a href='/admin/finetune'>Fine-tuning</a><a href='/admin/evaluations'>Evaluations</a>"
+)
 
 
 @dataclass(frozen=True)
