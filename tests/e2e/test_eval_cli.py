@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,33 +69,6 @@ def test_bad_input_gets_one_clear_line(home: Path, tmp_path: Path):
     assert "Traceback" not in unknown.stderr + done.stderr + labels.stderr
     missing = afina("eval", "show", "999", home=home)
     assert missing.returncode == 1 and "afina eval list" in said(missing)
-
-
-@pytest.fixture
-def stalled_url() -> Iterator[str]:
-    """A TCP server that accepts and never answers: the backend hangs until Ctrl+C."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/v1"
-    stop.set()
-    thread.join(timeout=2)
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
