@@ -28,7 +28,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "correct_heading": "Better answer (for training)",
         "correct_failed": "Not saved: reload the page and try again.",
         "admin_links": "Admin pages: [review answers and export](/admin/review) · "
-        "[users](/admin/users) · [evaluations](/admin/evaluations)",
+        "[users](/admin/users) · [fine-tuning](/admin/finetune) · "
+        "[evaluations](/admin/evaluations)",
         "backend_label": "Answering backend (for everyone)",
         "backend_switched": "{user} switched the answering backend to {name}.",
         "backend_refused": "Only an admin can change the answering backend.",
@@ -64,7 +65,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "correct_heading": "Respuesta mejor (para el entrenamiento)",
         "correct_failed": "No se guardó: recarga la página e inténtalo de nuevo.",
         "admin_links": "Páginas de administración: [revisar respuestas y exportar](/admin/review)"
-        " · [usuarios](/admin/users) · [evaluaciones](/admin/evaluations)",
+        " · [usuarios](/admin/users) · [ajuste fino](/admin/finetune)"
+        " · [evaluaciones](/admin/evaluations)",
         "backend_label": "Motor de respuestas (para todos)",
         "backend_switched": "{user} cambió el motor de respuestas a {name}.",
         "backend_refused": "Solo un administrador puede cambiar el motor de respuestas.",
