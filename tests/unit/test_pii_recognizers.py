@@ -70,7 +70,8 @@ def test_introduced_names():
 
 
 def test_secrets_in_urls_and_keys():
-    text = "reset link https://shop.example/r?token=abc123SECRET and key sk-abcdefghijklmnopqrst"
+    fake_key = "sk-" + "abcdefghij" * 2  # built at run time: no key-shaped literal in the repo
+    text = f"reset link https://shop.example/r?token=abc123SECRET and key {fake_key}"
     kinds = [kind for kind, _ in found(SecretRecognizer("en"), text)]
     assert kinds == ["SECRET", "SECRET"]
 
