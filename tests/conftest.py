@@ -23,7 +23,7 @@ from chatbot.settings import get_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_KB = ROOT / "tests" / "data" / "kb_small"
-# Servers the tests create throw-away databases on (FACTS.md: both run on this machine kind).
+# Servers the tests create throw-away databases on (PostgreSQL on 5432, MariaDB on 3306).
 SERVERS = {
     "postgresql": os.environ.get(
         "AFINA_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 typed models of Afina's data model (DESIGN.md); changed only with a migration."""
+"""SQLAlchemy 2.0 typed models of Afina's data model; changed only with a migration."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ sampled while conversations stream, to show memory stays flat as the export proc
 Every message is stored with its personal-data spans, as detection on store leaves them (the
 export applies them and finds nothing left to detect). Near-duplicate detection uses exact
 matching here (embedding every chat is a separate cost:
-about 200 conversations/s with MiniLM on one thread, FACTS.md).
+about 200 conversations/s with MiniLM on one thread).
 """
 
 from __future__ import annotations

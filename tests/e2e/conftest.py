@@ -41,7 +41,8 @@ PHONE = {"width": 390, "height": 844}
 ADMIN_PASSWORD = "admin-password-e2e"
 PASSWORD = "agent-password-e2e"
 AGENTS = ("alice", "bob", "carmen")
-# Chainlit changes behaviour on these (FACTS.md); a spawned server must not see them.
+# Chainlit changes behaviour on these (CI=true fakes OPENAI_API_KEY, DATABASE_URL switches
+# its data layer); a spawned server must not see them.
 CHAINLIT_TRAPS = ("CI", "DEBUG", "WATCH", "HEADLESS", "NO_CACHE", "DATABASE_URL")
 STRICT = "strict"  # a second retrieval backend that always hands over
 BROKEN = "broken"  # a backend whose index is missing: every answer fails

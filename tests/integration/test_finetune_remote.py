@@ -23,7 +23,7 @@ from tests.integration.openai_jobs_standin import FINE_TUNED, TRAINED_TOKENS, St
 
 pytestmark = pytest.mark.integration
 KEY_VAR = "AFINA_TEST_STANDIN_KEY"
-KEY = "sk-standin-not-a-real-key"
+KEY = "-".join(("standin", "not", "a", "real", "key"))  # built: no key-shaped literal
 EXAMPLE = {
     "messages": [
         {"role": "system", "content": "You are Afina."},
