@@ -89,6 +89,9 @@ class Backend(ABC):
     """Answers a conversation by streaming text; the caller does the timing."""
 
     kind: ClassVar[str]
+    # Whether ``stream`` reads the earlier turns; False lets the caller pass only the question
+    # (no reading of the whole conversation per turn).
+    uses_history: ClassVar[bool] = True
 
     @abstractmethod
     def stream(self, conversation: Conversation, meta: ReplyMeta) -> AsyncIterator[str]:

@@ -46,6 +46,8 @@ def kind_defaults(settings: Settings, kind: str) -> dict[str, Any]:
         "top_k": r.top_k,
         "allow_download": r.allow_download,
         "model_cache": r.model_cache,
+        "calibrated_handover": r.calibrated_handover,
+        "short_words": r.short_words,
     }
     if kind == "retrieval":
         return retrieval
@@ -128,10 +130,16 @@ class BackendPool:
     def resolve(self, name: str | None = None) -> ResolvedBackend:
         """The backend ``name``, or the app-wide active one (blocking: reads the database)."""
         with self._sessions() as session:
-            if name is None:
-                name = store.get_setting(session=session, key=ACTIVE_BACKEND) or DEFAULT_BACKEND
-            record = store.get_backend(session=session, name=name)
-            kind, own = record.kind, dict(record.config or {})
+            return self.resolve_in(session, name)
+
+    def resolve_in(self, session: Session, name: str | None = None) -> ResolvedBackend:
+        """``resolve`` with reads in ``session`` (a turn's own transaction): two small reads
+        per turn, so an admin's switch (or config change) reaches every process at its next
+        turn; a backend is built only when its name or config is new."""
+        if name is None:
+            name = store.get_setting(session=session, key=ACTIVE_BACKEND) or DEFAULT_BACKEND
+        record = store.get_backend(session=session, name=name)
+        kind, own = record.kind, dict(record.config or {})
         config = {**kind_defaults(self.settings, kind), **own}
         digest = registry.config_hash(kind, config)
         key = (name, digest)

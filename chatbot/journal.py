@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ class Journal:
     """An append-only file of records that could not be written to the database.
 
     ``add`` appends one JSON line (flushed and synced: it must survive the crash that may
-    follow); ``replay`` hands each record to a writer and keeps only the ones that failed."""
+    follow); ``replay`` hands each record to a writer and keeps only the ones that failed.
+    Both hold a file lock too: the workers of ``afina serve --workers`` share the file."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -27,13 +30,24 @@ class Journal:
     def add(self, record: dict[str, Any]) -> None:
         """Keep ``record`` for later (blocking)."""
         line = json.dumps(record, ensure_ascii=False, default=str)
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
         log.warning("database unavailable: %s record kept in %s", record.get("kind"), self.path)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads, then other processes, one at a time (blocking)."""
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.with_suffix(".lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
     def pending(self) -> list[dict[str, Any]]:
         """The records not yet written to the database."""
@@ -50,7 +64,7 @@ class Journal:
     def replay(self, write: Callable[[dict[str, Any]], None]) -> int:
         """Write each pending record with ``write``; those that fail stay. Returns how many
         were written (blocking)."""
-        with self._lock:
+        with self._locked():
             records = self.pending()
             if not records:
                 return 0

@@ -28,9 +28,12 @@ def correct(*, session: Session, message_id: str, user_id: int, text: str) -> Co
         raise NotFoundError(
             f"no answer {message_id!r} in your conversations: reopen the chat and try again"
         )
-    return history.add_correction(
+    correction = history.add_correction(
         session=session, message_id=message_id, user_id=user_id, content=text
     )
+    # a new text needs a new review: an earlier approval or rejection was of another text
+    review_queries.set_review(session=session, message_id=message_id, status=None, user_id=None)
+    return correction
 
 
 def latest_corrections(*, session: Session, message_ids: list[str]) -> dict[str, str]:
@@ -39,28 +42,24 @@ def latest_corrections(*, session: Session, message_ids: list[str]) -> dict[str,
 
 
 def approve(*, session: Session, message_id: str, admin_id: int) -> None:
-    """An admin approves an answer (and its correction, if any) for training: their +1."""
-    _require_answer(session, message_id)
-    review_queries.set_rating(session=session, message_id=message_id, user_id=admin_id, value=1)
+    """An admin approves an answer (its newest correction, if any) as a training target,
+    whatever its ratings; stored on the answer and shown again on the review page."""
+    review_queries.set_review(
+        session=session, message_id=message_id, status="approved", user_id=admin_id
+    )
 
 
-def reject(*, session: Session, message_id: str, admin_id: int) -> int:
-    """An admin rejects an answer's correction: it is removed, and their -1 keeps the original
-    answer out of training too. Returns how many corrections went."""
-    _require_answer(session, message_id)
-    dropped = review_queries.drop_corrections(session=session, message_id=message_id)
-    review_queries.set_rating(session=session, message_id=message_id, user_id=admin_id, value=-1)
-    return dropped
+def reject(*, session: Session, message_id: str, admin_id: int) -> None:
+    """An admin rejects an answer and its correction: neither is ever a training target (the
+    correction stays stored, and shown to its agent; correcting again asks for a new review)."""
+    review_queries.set_review(
+        session=session, message_id=message_id, status="rejected", user_id=admin_id
+    )
 
 
 def exclude(*, session: Session, conversation_id: str, excluded: bool = True) -> None:
     """Keep a whole conversation out of every export (or let it back in)."""
     review_queries.set_excluded(session=session, conversation_id=conversation_id, excluded=excluded)
-
-
-def _require_answer(session: Session, message_id: str) -> None:
-    if not review_queries.answer_exists(session=session, message_id=message_id):
-        raise NotFoundError(f"no answer {message_id!r}: reload the review page")
 
 
 @dataclass

@@ -9,17 +9,19 @@ import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backends.base import BackendError, Conversation, ReplyMeta, Turn
 from backends.language import detect_sure
 from chatbot.backend_pool import BackendPool, ResolvedBackend
-from chatbot.db import recovery, store
+from chatbot.batching import batched
+from chatbot.db import answer_store, recovery, store
 from chatbot.db.session import outage, retrying
 from chatbot.deadlines import within_deadlines
 from chatbot.errors import DatabaseUnavailable, InputError
@@ -79,6 +81,8 @@ class TurnResult:
     status: str | None = None
     # the conversation's language for this turn (as detected from the question)
     locale: str | None = None
+    # the UI's run step of this turn (feedback points at it), stored with the answer
+    run_step_id: str | None = None
 
 
 class ChatService:
@@ -125,65 +129,105 @@ class ChatService:
         user_message_id: str | None = None,
         reply_id: str | None = None,
         backend: str | None = None,
+        run_step_id: str | None = None,
     ) -> Reply:
         """Validate the question now (``InputError``); stream the answer by iterating the result.
 
         ``backend`` names the backend for this one turn (the evaluator); default: the active one.
+        ``run_step_id``: the browser's run step, stored with the answer (feedback points at it).
         """
         question = clean_text(text, self._chat.max_message_chars)
-        return Reply(self, conversation_id, question, user_message_id, reply_id, backend)
+        return Reply(
+            self, conversation_id, question, user_message_id, reply_id, backend, run_step_id
+        )
 
     # steps of one turn, run off the event loop ------------------------------------------------
-    def _store_question(self, conversation_id: str, question: str, message_id: str | None):
-        """Commit the user's message before any backend is called; return the backend's view."""
+    def _store_question(
+        self, conversation_id: str, question: str, message_id: str, backend: str | None
+    ) -> Opened:
+        """Commit the user's message before any backend is called, in one transaction with
+        reading which backend answers (a failure to find or build it is returned, to be the
+        turn's answer) and the conversation the backend sees: only the question for a backend
+        that reads no history."""
         with self._sessions.begin() as session:
+            resolved: ResolvedBackend | None = None
+            problem: Exception | None = None
+            try:
+                resolved = self._pool.resolve_in(session, backend)
+            except DBAPIError:
+                raise
+            except Exception as exc:  # stored as the turn's error once the question is in
+                problem = exc
             conversation = store.get_conversation(session=session, conversation_id=conversation_id)
             if not conversation.title:
                 conversation.title = question[:TITLE_CHARS]
             sure = True
             if self._chat.detect_language:  # follow the language the customer writes in
                 conversation.locale, sure = detect_sure(question, conversation.locale)
-            fields = {"id": message_id} if message_id else {}
-            message = store.add_message(
+            store.add_message(
                 session=session,
                 conversation_id=conversation_id,
                 role="user",
                 content=question,
-                **fields,
+                id=message_id,
             )
-            history = store.conversation_messages(session=session, conversation_id=conversation_id)
-            turns = tuple(
-                Turn(m.role, m.content)  # type: ignore[arg-type]  # role is checked by the schema
-                for m in history
-                if m.error is None
-            )
+            history = resolved is None or resolved.backend.uses_history
+            turns = self._turns(session, conversation_id) if history else (Turn("user", question),)
             view = Conversation(
                 id=conversation_id, turns=turns, locale=conversation.locale, locale_sure=sure
             )
-            return message.id, view
+            return Opened(view, resolved, problem, history)
+
+    def _history(self, view: Conversation) -> Conversation:
+        """``view`` with the whole conversation (for a fallback that reads it)."""
+        with self._sessions() as session:
+            return replace(view, turns=self._turns(session, view.id))
+
+    @staticmethod
+    def _turns(session: Session, conversation_id: str) -> tuple[Turn, ...]:
+        rows = store.conversation_turns(session=session, conversation_id=conversation_id)
+        return tuple(Turn(role, content) for role, content in rows)  # type: ignore[arg-type]
 
     def _store_answer(
-        self,
-        conversation_id: str,
-        result: TurnResult,
-        resolved: ResolvedBackend | None,
-        detail: str | None,
+        self, conversation_id: str, fields: dict[str, Any], locale: str | None, checkpointed: bool
     ) -> str:
-        """Store the assistant message with its provenance (or the error)."""
-        meta = result.meta
+        """Store the assistant message with its provenance (or the error): the row written
+        while it streamed is updated, else one is added."""
         with self._sessions.begin() as session:
-            if meta.locale:  # the backend answered in another language: the chat follows it
+            if locale:  # the backend answered in another language: the chat follows it
                 conversation = store.get_conversation(
                     session=session, conversation_id=conversation_id
                 )
-                conversation.locale = meta.locale
-            message = store.add_message(
+                conversation.locale = locale
+            message = answer_store.save_answer(
                 session=session,
                 conversation_id=conversation_id,
-                role="assistant",
-                **answer_fields(result, resolved, detail),
+                fields=fields,
+                checkpointed=checkpointed,
             )
             return message.id
+
+    def _checkpoint(self, conversation_id: str, fields: dict[str, Any], first: bool) -> None:
+        """Store the text of an answer still streaming (blocking)."""
+        with self._sessions.begin() as session:
+            if first:
+                answer_store.checkpoint(
+                    session=session, conversation_id=conversation_id, fields=fields
+                )
+            else:
+                answer_store.update_checkpoint(
+                    session=session, message_id=fields["id"], content=fields["content"]
+                )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A turn whose question is stored: what the backend sees and which backend answers."""
+
+    view: Conversation
+    resolved: ResolvedBackend | None
+    problem: Exception | None  # finding or building the backend failed
+    history: bool  # ``view`` holds the whole conversation, not just the question
 
 
 def answer_fields(
@@ -209,11 +253,17 @@ def answer_fields(
         "fallback_from": result.fallback_from,
         "details": meta.details or None,
         "status": result.status,
+        "run_step_id": result.run_step_id,
     }
 
 
 class Reply:
-    """An answer being produced: iterate for text chunks, then read ``result``."""
+    """An answer being produced: iterate for text chunks, then read ``result``.
+
+    A turn costs two transactions, each one thread hop: the question (with the backend and the
+    conversation read), then the answer. An answer still streaming after ``checkpoint_s`` is
+    also stored as it goes (status "streaming", one row, updated at most once per interval),
+    so a killed server keeps what the user saw; the answer's end updates that row."""
 
     def __init__(
         self,
@@ -223,14 +273,21 @@ class Reply:
         user_message_id: str | None,
         reply_id: str | None,
         backend: str | None = None,
+        run_step_id: str | None = None,
     ):
         self._service = service
         self._backend = backend
         self._conversation_id = conversation_id
         self._question = question
         self._user_message_id = user_message_id
-        self.result = TurnResult(user_message_id=user_message_id or "", reply_id=reply_id)
+        self.result = TurnResult(
+            user_message_id=user_message_id or "", reply_id=reply_id, run_step_id=run_step_id
+        )
         self._answered_by: ResolvedBackend | None = None
+        self._history = False  # the backend's view holds the whole conversation
+        self._checkpointed = False  # the answer's row exists (written while it streamed)
+        self._checkpointing: asyncio.Future[None] | None = None  # the checkpoint in flight
+        self._next_checkpoint = 0.0
 
     def __aiter__(self) -> AsyncGenerator[str, None]:
         return self._kept()
@@ -247,7 +304,11 @@ class Reply:
                     yield chunk
             finally:
                 if self._open:
-                    await asyncio.shield(asyncio.to_thread(self._store_cut))
+                    await asyncio.shield(self._cut())
+
+    async def _cut(self) -> None:
+        await self._settled()
+        await asyncio.to_thread(self._store_cut)
 
     def _store_cut(self) -> None:
         """Store what the user saw of an answer that was cut off (blocking)."""
@@ -262,20 +323,21 @@ class Reply:
         """Store the answer (blocking); while the database is down, keep it in the journal."""
         service, result = self._service, self.result
         result.reply_id = result.reply_id or str(uuid.uuid4())
+        answer = answer_fields(result, resolved, detail)
+        args = (self._conversation_id, answer, result.meta.locale, self._checkpointed)
         try:
-            return retrying(service._store_answer, self._conversation_id, result, resolved, detail)
+            return retrying(service._store_answer, *args)
         except Exception as exc:
             if not outage(exc):
                 raise
-            answer = answer_fields(result, resolved, detail)
             service.journal.add(self._unsaved("answer", exc, answer=answer))
             self._open = False  # the journal holds it now
             raise DatabaseUnavailable(UNSAVED) from exc
 
-    def _saved_question(self) -> tuple[str, Conversation]:
+    def _saved_question(self) -> Opened:
         """Store the question (blocking); while the database is down, keep it in the journal."""
         self._user_message_id = self._user_message_id or str(uuid.uuid4())
-        args = (self._conversation_id, self._question, self._user_message_id)
+        args = (self._conversation_id, self._question, self._user_message_id, self._backend)
         try:
             return retrying(self._service._store_question, *args)
         except Exception as exc:
@@ -296,16 +358,22 @@ class Reply:
 
     async def _run(self) -> AsyncGenerator[str, None]:
         service, result = self._service, self.result
-        result.user_message_id, view = await asyncio.to_thread(self._saved_question)
-        result.locale = view.locale
+        opened = await asyncio.to_thread(self._saved_question)
+        view, self._history = opened.view, opened.history
+        result.user_message_id, result.locale = self._user_message_id or "", view.locale
+        result.reply_id = result.reply_id or str(uuid.uuid4())
         self._open = True
         resolved: ResolvedBackend | None = None
         detail: str | None = None
         failure: BackendError | None = None
         chunks = self._chunks
         start = time.perf_counter()
+        self._next_checkpoint = start + service._chat.checkpoint_s
         try:
-            resolved = await asyncio.to_thread(service._pool.resolve, self._backend)
+            if opened.problem is not None:
+                raise opened.problem
+            resolved = opened.resolved
+            assert resolved is not None  # either a backend or a problem
             result.backend_name, self._resolved = resolved.name, resolved
             async for chunk in self._relay(resolved, view, chunks, start):
                 yield chunk
@@ -330,6 +398,7 @@ class Reply:
             result.cost_usd = cost_usd(prices, m.model, m.input_tokens, m.output_tokens)
         elif chunks:  # failed after some text: keep what the user saw, with the error
             result.status = "partial"
+        await self._settled()
         result.reply_id = await asyncio.to_thread(self._saved_answer, resolved, detail)
         self._open = False
         if service.journal.path.exists():  # the database answers again: write back the rest
@@ -338,7 +407,8 @@ class Reply:
     async def _relay(
         self, resolved: ResolvedBackend, view: Conversation, chunks: list[str], start: float
     ) -> AsyncIterator[str]:
-        """Stream ``resolved``'s answer into ``chunks``, timing the first chunk."""
+        """Stream ``resolved``'s answer into ``chunks`` in batches (fewer socket events),
+        timing the first chunk and storing the text so far once it streams for long."""
         result, chat = self.result, self._service._chat
         stream = resolved.backend.stream(view, result.meta)
         if resolved.kind != "retrieval":  # a remote model may hang: deadlines, then fallback
@@ -348,11 +418,40 @@ class Reply:
                 idle_s=chat.idle_timeout_s,
                 locale=view.locale,
             )
-        async for chunk in stream:
+        async for chunk in batched(stream, chat.stream_batch_s):
             if result.ttft_ms is None:
                 result.ttft_ms = (time.perf_counter() - start) * 1000
             chunks.append(chunk)
-            yield chunk
+            yield chunk  # shown: from here on it is kept
+            if chat.checkpoint_s and time.perf_counter() >= self._next_checkpoint:
+                self._store_so_far(resolved, chunks)
+
+    def _store_so_far(self, resolved: ResolvedBackend, chunks: list[str]) -> None:
+        """Start storing the text shown so far, beside the stream (one write at a time)."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return  # the database is slow: the next chunk tries again
+        self._next_checkpoint = time.perf_counter() + self._service._chat.checkpoint_s
+        fields = {
+            "id": self.result.reply_id,
+            "content": "".join(chunks),
+            "backend_name": resolved.name,
+            "backend_config_hash": resolved.config_hash,
+        }
+        self._checkpointing = asyncio.ensure_future(self._write_checkpoint(fields))
+
+    async def _write_checkpoint(self, fields: dict[str, Any]) -> None:
+        try:
+            await asyncio.to_thread(
+                self._service._checkpoint, self._conversation_id, fields, not self._checkpointed
+            )
+            self._checkpointed = True
+        except Exception as exc:  # only this checkpoint is lost: the answer's end stores it
+            log.warning("could not store the answer streaming in %s: %s", fields["id"], exc)
+
+    async def _settled(self) -> None:
+        """Wait for the checkpoint in flight, so the answer's own store comes after it."""
+        if self._checkpointing is not None:
+            await asyncio.shield(self._checkpointing)
 
     async def _fall_back(
         self,
@@ -377,6 +476,8 @@ class Reply:
             return
         if fallback is None:
             return
+        if fallback.backend.uses_history and not self._history:
+            view = await asyncio.to_thread(self._service._history, view)
         note = FALLBACK_NOTE.get(view.locale, FALLBACK_NOTE["en"])
         notice = f"{failure.user_message}\n{note}\n\n"
         primary = result.meta

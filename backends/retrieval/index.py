@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 from scipy import sparse
 
+from backends.retrieval import handover
 from backends.retrieval.embedder import Embedder, TextKind
 from backends.retrieval.files import write_folder
 from backends.threads import limit_faiss
@@ -87,6 +88,7 @@ class KnowledgeIndex:
         self.vectors = vectors
         self.embedded_now = 0  # rows embedded by the build that made this index
         self.sparse: sparse.csr_matrix | None = None  # optional sparse channel, one row per row
+        self.handover: handover.Calibration | None = None  # stored with the index (kb calibrate)
         self.row_view = _row_views(entries)
         self._starts: np.ndarray | None = None
         self._faiss = _make_faiss(vectors, meta.index_type)
@@ -143,6 +145,11 @@ class KnowledgeIndex:
         if encode_sparse is not None:
             index.sparse = _sparse_rows(encode_sparse, [t for _, _, t in rows], keys, reuse_sparse)
         return index
+
+    def calibrated_threshold(self) -> float | None:
+        """The stored calibrated hand-over score, when it was made for this very index."""
+        cal = self.handover
+        return cal.threshold if cal and cal.holds_for(self.meta.version, self.meta.model) else None
 
     def row_sparse(self) -> dict[str, sparse.csr_matrix]:
         """Sparse rows by row content hash, to reuse on the next ingest (empty without them)."""
@@ -217,6 +224,8 @@ class KnowledgeIndex:
         if self.sparse is not None:
             sparse.save_npz(folder / "sparse.npz", self.sparse)
         faiss.write_index(self._faiss, str(folder / "index.faiss"))
+        if self.handover is not None:
+            handover.write(folder, self.handover)
 
     @classmethod
     def load(cls, folder: Path, *, model: str | None = None) -> KnowledgeIndex:
@@ -250,6 +259,7 @@ class KnowledgeIndex:
         sparse_file = folder / "sparse.npz"
         index.sparse = sparse.load_npz(sparse_file).tocsr() if sparse_file.exists() else None
         index._faiss = faiss.read_index(str(folder / "index.faiss"))
+        index.handover = handover.read(folder)
         _tune(index._faiss)
         return index
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from backends.retrieval.index import KnowledgeIndexError
-from chatbot.cli import kb_tune
+from chatbot.cli import kb_calibrate, kb_tune
 from chatbot.cli.common import console, err, progress_bar
 from chatbot.errors import ConfigError
 from chatbot.knowledge.ingest import IngestReport, ingest_configured
@@ -19,6 +19,7 @@ app = typer.Typer(help="Build and query the knowledge-base index.", no_args_is_h
 app.command("tune")(kb_tune.tune_command)
 app.command("models")(kb_tune.models_command)
 app.command("use-model")(kb_tune.use_model_command)
+app.command("calibrate")(kb_calibrate.calibrate_command)
 
 
 def build_index(settings: Settings, path: Path | None = None) -> list[IngestReport]:
@@ -34,15 +35,31 @@ def ingest_command(
         Path | None,
         typer.Argument(help="File or folder (.csv, .jsonl, .md, .txt); default: bundled KB"),
     ] = None,
+    calibrate: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Then calibrate the hand-over scores on these JSONL questions "
+            "(as 'afina kb calibrate')",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Ingest FAQ files and articles; unchanged content is not embedded again."""
     for report in build_index(get_settings(), path):
+        calibrated = (
+            f" Hand-over score {report.handover:.3f} (calibrated again)."
+            if report.handover is not None
+            else ""
+        )
         console.print(
             f"[bold]{report.group}[/]: {report.entries} entries ({report.rows} rows, "
             f"{report.index_type}, {report.model}): {report.embedded} embedded, "
-            f"{report.reused} unchanged. Version {report.version}.",
+            f"{report.reused} unchanged. Version {report.version}.{calibrated}",
             soft_wrap=True,  # one line per language, whatever the terminal's width
         )
+    if calibrate:
+        kb_calibrate.run_calibration(calibrate)
 
 
 @app.command("search")

@@ -132,6 +132,12 @@ class Message(Base):
     # by hand); pii_version = the detector version that checked it (None = not checked yet)
     pii_spans: Mapped[list[Any] | None] = mapped_column(JSON)
     pii_version: Mapped[int | None] = mapped_column(SmallInteger)
+    # an admin's review on /admin/review: "approved" (a training target, corrected or not) or
+    # "rejected" (neither the answer nor its correction is one); None = not reviewed, or
+    # corrected again since
+    review_status: Mapped[str | None] = mapped_column(String(16))
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import event, func, or_, select, update
+from sqlalchemy import event, func, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from chatbot.db.models import Conversation, Correction, Message
@@ -110,7 +110,8 @@ def watch_stored(
     sessions: sessionmaker[Session], callback: Callable[[Table, list[Any]], None]
 ) -> Callable[[], None]:
     """Call ``callback(table, ids)`` after each commit of a session from ``sessions`` that
-    stored new messages or corrections.
+    stored new messages or corrections, or changed a message's text (an answer stored while
+    it streamed, then finished).
 
     Returns the function that stops watching. Core bulk inserts are not seen (the backfill
     covers them).
@@ -121,6 +122,9 @@ def watch_stored(
             if isinstance(obj, Message | Correction):
                 table = "messages" if isinstance(obj, Message) else "corrections"
                 session.info.setdefault("pii_new", []).append((table, obj.id))
+        for obj in session.dirty:
+            if isinstance(obj, Message) and inspect(obj).attrs.content.history.has_changes():
+                session.info.setdefault("pii_new", []).append(("messages", obj.id))
 
     def committed(session: Session) -> None:
         new = session.info.pop("pii_new", None)

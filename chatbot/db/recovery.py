@@ -9,12 +9,13 @@ from typing import Any
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
-from chatbot.db import store
+from chatbot.db import answer_store, store
 from chatbot.db.models import Conversation, Message
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
+CUT = "the server stopped while this answer was streaming; the text shown until then is kept"
 
 
 def mark_interrupted(*, session: Session) -> int:
@@ -79,12 +80,71 @@ def write_unsaved(*, session: Session, record: dict[str, Any]) -> None:
                 error=f"not answered, the database was unavailable: {record.get('error')}",
             )
             conversation.title = conversation.title or record["question"][:80]
-    elif session.get(Message, record["answer"]["id"]) is None:
-        store.add_message(
-            session=session,
-            conversation_id=conversation.id,
-            role="assistant",
-            created_at=at,
-            **record["answer"],
-        )
+    else:
+        stored = session.get(Message, record["answer"]["id"])
+        if stored is None:
+            store.add_message(
+                session=session,
+                conversation_id=conversation.id,
+                role="assistant",
+                created_at=at,
+                **record["answer"],
+            )
+        elif stored.status is not None:  # a checkpoint of it (or this record, written before)
+            answer_store.save_answer(
+                session=session,
+                conversation_id=conversation.id,
+                fields=record["answer"],
+                checkpointed=True,
+            )
     session.flush()
+
+
+def mark_cut_answers(*, session: Session) -> int:
+    """Answers a stopped process left "streaming" become "partial" (what the user saw), or
+    "interrupted" when empty, with an error saying so; returns how many.
+
+    Harmless to an answer another process is still streaming: its next checkpoint marks it
+    "streaming" again and its end stores it whole."""
+    cut = (Message.role == "assistant") & (Message.status == answer_store.STREAMING)
+    partial = session.execute(
+        update(Message).where(cut, Message.content != "").values(status="partial", error=CUT)
+    )
+    empty = session.execute(update(Message).where(cut).values(status=INTERRUPTED, error=CUT))
+    return int(partial.rowcount or 0) + int(empty.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def mark_unanswered(*, session: Session, since: datetime, until: datetime) -> int:
+    """Mark questions asked between ``since`` and ``until`` that got no answer before the
+    next question of their conversation as "interrupted"; returns how many.
+
+    For one process of several that died (``afina serve --workers``): its sessions resumed
+    their threads on another process and went on, so its cut questions are no longer the last
+    message of their conversation (``mark_interrupted`` would miss them)."""
+    answer, later = aliased(Message), aliased(Message)
+    answered = exists().where(
+        answer.conversation_id == Message.conversation_id,
+        answer.role == "assistant",
+        answer.created_at >= Message.created_at,
+        ~exists().where(
+            later.conversation_id == Message.conversation_id,
+            later.role == "user",
+            later.created_at > Message.created_at,
+            later.created_at < answer.created_at,
+        ),
+    )
+    unanswered = select(Message.id).where(
+        Message.role == "user",
+        Message.status.is_(None),
+        Message.created_at >= since,
+        Message.created_at <= until,
+        ~answered,
+    )
+    ids = list(session.scalars(unanswered))
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(ids[start : start + 500]))
+            .values(status=INTERRUPTED)
+        )
+    return len(ids)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from chatbot.db.models import Conversation, Correction, Feedback, Message, User
-from chatbot.errors import NotFoundError
+from chatbot.db.models import Conversation, Correction, Feedback, Message, User, utcnow
+from chatbot.errors import InputError, NotFoundError
+
+REVIEW_STATUSES = ("approved", "rejected")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class ReviewItem:
     handoff: bool
     fallback_from: str | None
     excluded: bool
+    review_status: str | None = None  # "approved" / "rejected" by an admin; None = to review
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
 
     @property
     def reasons(self) -> list[str]:
@@ -61,14 +66,22 @@ def review_items(
         .scalar_subquery()
     )
     corrected = select(Correction.id).where(Correction.message_id == Message.id).exists()
+    reviewer = aliased(User)
     query = (
-        select(Message, Conversation, User.username, rating.label("rating"))
+        select(Message, Conversation, User.username, rating.label("rating"), reviewer.username)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .join(User, User.id == Conversation.user_id)
+        .outerjoin(reviewer, reviewer.id == Message.reviewed_by)
         .where(Message.role == "assistant", Message.error.is_(None))
         .where(Conversation.origin == "chat")
         .where(
-            or_(rating < 0, corrected, Message.handoff.is_(True), Message.fallback_from.isnot(None))
+            or_(
+                rating < 0,
+                corrected,
+                Message.handoff.is_(True),
+                Message.fallback_from.isnot(None),
+                Message.review_status.isnot(None),
+            )
         )
     )
     if since is not None:
@@ -105,8 +118,11 @@ def review_items(
             message.handoff,
             message.fallback_from,
             conversation.exclude_from_training,
+            message.review_status,
+            reviewed_by,
+            message.reviewed_at,
         )
-        for message, conversation, username, value in rows
+        for message, conversation, username, value, reviewed_by in rows
     ]
 
 
@@ -125,22 +141,20 @@ def _question_before(session: Session, answer: Message) -> str:
     )
 
 
-def set_rating(*, session: Session, message_id: str, user_id: int, value: int) -> None:
-    """The reviewer's own rating of an answer (+1 approves it for training, -1 keeps it out)."""
-    row = session.scalar(
-        select(Feedback).where(Feedback.message_id == message_id, Feedback.user_id == user_id)
-    )
-    if row is None:
-        session.add(Feedback(message_id=message_id, user_id=user_id, value=value, comment=None))
-    else:
-        row.value = value
+def set_review(
+    *, session: Session, message_id: str, status: str | None, user_id: int | None
+) -> Message:
+    """Store an admin's review of an answer (``None`` clears it: to be reviewed again)."""
+    if status is not None and status not in REVIEW_STATUSES:
+        raise InputError(f"unknown review {status!r}; use one of: {', '.join(REVIEW_STATUSES)}")
+    message = session.get(Message, message_id)
+    if message is None or message.role != "assistant":
+        raise NotFoundError(f"no answer {message_id!r}: reload the review page")
+    message.review_status = status
+    message.reviewed_by = user_id if status is not None else None
+    message.reviewed_at = utcnow() if status is not None else None
     session.flush()
-
-
-def drop_corrections(*, session: Session, message_id: str) -> int:
-    """Remove the corrections of an answer; returns how many went."""
-    result = session.execute(delete(Correction).where(Correction.message_id == message_id))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return message
 
 
 def set_excluded(*, session: Session, conversation_id: str, excluded: bool) -> None:
@@ -150,9 +164,3 @@ def set_excluded(*, session: Session, conversation_id: str, excluded: bool) -> N
         raise NotFoundError(f"no conversation {conversation_id!r}")
     conversation.exclude_from_training = excluded
     session.flush()
-
-
-def answer_exists(*, session: Session, message_id: str) -> bool:
-    """Whether ``message_id`` is a stored assistant answer."""
-    message = session.get(Message, message_id)
-    return message is not None and message.role == "assistant"

@@ -21,6 +21,7 @@ DRIVERS = {
     "mariadb": "mariadb+pymysql",
 }
 URL_SETTING = "AFINA_DATABASE_URL"
+POOL_SIZE = 10  # connections kept open per process (see make_engine)
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -39,23 +40,34 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url``; SQLite files get their folder, WAL mode and foreign keys."""
+    """An engine for ``url``; SQLite files get their folder, WAL mode and foreign keys.
+
+    The pool keeps as many connections as threads may ask for at once (asyncio's default
+    executor runs up to CPUs + 4 of them, plus the PII worker): past ``pool_size`` each
+    checkout opens and closes a connection, a connect per turn on PostgreSQL."""
     url = normalize_url(url)
     parsed = make_url(url)
+    pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        else:
+            pool = {}  # in-memory SQLite uses a single-connection pool
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_pre_ping=True, **pool)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """Enforce foreign keys (cascades) and let readers run beside a writer."""
+    """Enforce foreign keys (cascades) and let readers run beside a writer. In WAL mode
+    ``synchronous=NORMAL`` syncs the log at checkpoints instead of on every commit: a killed
+    process loses nothing (the log is in the OS's cache), a power cut may lose the last
+    commits; a commit costs ~0.1 ms instead of a disk flush (~1 ms, far more on a busy disk)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

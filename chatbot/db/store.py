@@ -106,6 +106,17 @@ def conversation_messages(*, session: Session, conversation_id: str) -> list[Mes
     return list(session.scalars(query))
 
 
+def conversation_turns(*, session: Session, conversation_id: str) -> list[tuple[str, str]]:
+    """(role, content) of the conversation's messages a model may see, oldest first: failed,
+    cut and still-streaming answers (they carry an error) are left out."""
+    query = (
+        select(Message.role, Message.content)
+        .where(Message.conversation_id == conversation_id, Message.error.is_(None))
+        .order_by(Message.created_at, Message.role.desc())
+    )
+    return [(role, content) for role, content in session.execute(query)]
+
+
 def add_message(
     *, session: Session, conversation_id: str, role: str, content: str, **fields: Any
 ) -> Message:

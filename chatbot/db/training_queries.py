@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, exists, func, insert, or_, select, type_coerce, update
+from sqlalchemy import String, cast, exists, func, insert, select, update
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.orm import Session
 
 from chatbot.db.models import (
@@ -45,6 +46,8 @@ class StoredMessage:
     correction_spans: list[dict[str, Any]] | None = None
     # the answering backend's kind (retrieval, fewshot, finetuned) when it is still configured
     backend_kind: str | None = None
+    # an admin's review: "approved" / "rejected" (a rejected answer's correction is dropped)
+    review: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,86 +100,109 @@ def conversation_filter(
 
 
 def iter_training_conversations(
-    *, session: Session, conditions: list[Any], batch: int = 500
+    *, session: Session, conditions: list[Any], batch: int = 1000
 ) -> Iterator[StoredConversation]:
-    """Conversations matching ``conditions`` in creation order, read by keyset pages."""
-    head = select(
-        Conversation.id, Conversation.created_at, Conversation.locale, Conversation.pinned_split
-    ).where(*conditions)
-    last: tuple[datetime, str] | None = None
-    while True:
-        query = head
-        if last is not None:
-            after = or_(
-                Conversation.created_at > last[0],
-                and_(Conversation.created_at == last[0], Conversation.id > last[1]),
-            )
-            query = query.where(after)
-        rows = session.execute(
-            query.order_by(Conversation.created_at, Conversation.id).limit(batch)
-        ).all()
-        if not rows:
-            return
-        messages = _messages_of(session, [row.id for row in rows])
-        for row in rows:
-            yield StoredConversation(
-                row.id, row.created_at, row.locale, row.pinned_split, messages.get(row.id, ())
-            )
-        last = (rows[-1].created_at, rows[-1].id)
-        session.expunge_all()
+    """Conversations matching ``conditions`` in creation order, with their messages.
+
+    The conversations come from one query the database sorts once and streams (a server-side
+    cursor on PostgreSQL); their messages, ratings and corrections are read ``batch``
+    conversations at a time. Memory holds one batch, and the time grows linearly with size.
+    """
+    query = (
+        select(
+            Conversation.id, Conversation.created_at, Conversation.locale, Conversation.pinned_split
+        )
+        .where(*conditions)
+        .order_by(Conversation.created_at, Conversation.id)
+        .execution_options(stream_results=True, max_row_buffer=batch)
+    )
+    connection = session.connection()
+    if connection.dialect.name == "mysql":  # an unbuffered MySQL cursor blocks its connection
+        with connection.engine.connect() as reader:
+            yield from _conversations(reader.execute(query), connection, batch)
+    else:  # SQLite and PostgreSQL run the batch queries beside the open cursor
+        yield from _conversations(connection.execute(query), connection, batch)
 
 
-def _messages_of(session: Session, ids: list[str]) -> dict[str, tuple[StoredMessage, ...]]:
-    """Messages of the conversations ``ids``, with net rating and latest correction."""
+def _conversations(
+    rows: CursorResult[Any], connection: Connection, batch: int
+) -> Iterator[StoredConversation]:
+    """Conversations of streamed ``rows`` (id, created_at, locale, pinned), a batch at a time."""
+    with rows:
+        for part in rows.partitions(batch):
+            messages = _messages_of(connection, [row[0] for row in part])
+            for cid, created_at, locale, pinned in part:
+                yield StoredConversation(cid, created_at, locale, pinned, messages.get(cid, ()))
+
+
+def _messages_of(connection: Connection, ids: list[str]) -> dict[str, tuple[StoredMessage, ...]]:
+    """Messages of the conversations ``ids``, with net rating and latest correction.
+
+    Core queries returning tuples (no ORM objects); spans come as JSON text (most messages
+    hold "[]"), so no driver decodes them row by row.
+    """
+    of_batch = Message.conversation_id.in_(ids)
     ratings = dict(
-        session.execute(
+        connection.execute(
             select(Feedback.message_id, func.sum(Feedback.value))
             .join(Message, Message.id == Feedback.message_id)
-            .where(Message.conversation_id.in_(ids))
+            .where(of_batch)
             .group_by(Feedback.message_id)
         ).all()
     )
     corrections: dict[str, tuple[str, list[dict[str, Any]] | None]] = {}
-    rows = session.execute(
+    rows = connection.execute(
         select(
-            Correction.message_id, Correction.content, Correction.pii_spans, Correction.pii_version
+            Correction.message_id,
+            Correction.content,
+            _json_text(Correction.pii_spans),
+            Correction.pii_version,
         )
         .join(Message, Message.id == Correction.message_id)
-        .where(Message.conversation_id.in_(ids))
+        .where(of_batch)
         .order_by(Correction.created_at, Correction.id)
     )
     for message_id, content, spans, version in rows:  # the latest correction wins
-        corrections[message_id] = (content, None if version is None else spans or [])
+        corrections[message_id] = (content, None if version is None else _spans(spans) or [])
     columns = (Message.conversation_id, Message.id, Message.role, Message.content)
-    extra = (Message.backend_name, Message.error, Message.details)
-    # raw JSON text: most messages hold "[]", decoded below without the JSON type's per-row cost
-    pii = (type_coerce(Message.pii_spans, Text).label("pii_spans"), Message.pii_version)
+    extra = (Message.backend_name, Message.error, Message.details, Message.review_status)
+    pii = (_json_text(Message.pii_spans), Message.pii_version)
     kind = BackendRecord.kind.label("backend_kind")
     query = (
         select(*columns, *extra, *pii, kind)
         .outerjoin(BackendRecord, BackendRecord.name == Message.backend_name)
-        .where(Message.conversation_id.in_(ids))
+        .where(of_batch)
         .order_by(Message.conversation_id, Message.created_at, Message.role.desc())
     )
     grouped: dict[str, list[StoredMessage]] = defaultdict(list)
-    for row in session.execute(query):
-        correction, correction_spans = corrections.get(row.id, (None, None))
-        grouped[row.conversation_id].append(
+    none = (None, None)
+    for row in connection.execute(query).all():  # fetchall: one call, not one per row
+        cid, mid, role, content, backend, error, details, review, spans, version, kind_ = row
+        correction, correction_spans = corrections.get(mid, none)
+        if review == "rejected":  # an admin rejected it: never a target
+            correction, correction_spans = None, None
+        grouped[cid].append(
             StoredMessage(
-                row.id,
-                row.role,
-                row.content,
-                row.backend_name,
-                row.error,
-                row.details,
-                int(ratings.get(row.id) or 0),
+                mid,
+                role,
+                content,
+                backend,
+                error,
+                details,
+                int(ratings.get(mid) or 0),
                 correction,
-                None if row.pii_version is None else _spans(row.pii_spans),
+                None if version is None else _spans(spans),
                 correction_spans,
-                row.backend_kind,
+                kind_,
+                review,
             )
         )
     return {key: tuple(value) for key, value in grouped.items()}
+
+
+def _json_text(column: Any) -> Any:
+    """A JSON column read as its text (PostgreSQL's driver would decode it per row)."""
+    return cast(column, String)
 
 
 def _spans(raw: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ class IngestReport:
     reused: int
     version: str
     index_type: str
+    handover: float | None = None  # the hand-over score calibrated again after the build
 
 
 def previous_index(folder: Path, model: str) -> KnowledgeIndex | None:
@@ -79,6 +80,8 @@ def ingest(
             reuse_sparse=previous.row_sparse() if previous else None,
             progress=progress,
         )
+        if previous is not None and previous.meta.version == built[group].meta.version:
+            built[group].handover = previous.handover  # same index: its calibration still holds
     IndexSet(built).save(index_dir)
     return [_report(group, index) for group, index in built.items()]
 
@@ -123,12 +126,14 @@ def ingest_configured(
     """Ingest ``path`` (default: the configured or bundled knowledge base) as settings say,
     each language with its active embedder (a tuned one chosen by `afina kb use-model`), or
     with ``language_models`` when given."""
+    from chatbot.knowledge.calibrate import recalibrate, stored_sources
     from chatbot.knowledge.tuning.registry import active_language_models
 
     r = settings.retrieval
     models = active_language_models(settings) if language_models is None else language_models
     routes = Routes(default_model=r.model, language_models=models)
-    return ingest(
+    sources = stored_sources(settings.index_dir)  # read before the new build replaces them
+    reports = ingest(
         path or settings.kb_path,
         index_dir=settings.index_dir,
         routes=routes,
@@ -140,3 +145,4 @@ def ingest_configured(
         progress=progress,
         cross_lingual=tuple(r.language_view_weights),
     )
+    return recalibrate(settings, reports, sources, models)

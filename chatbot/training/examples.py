@@ -45,17 +45,20 @@ def redact_conversation(conversation: StoredConversation, redactor: Redactor) ->
     Spans detected when a message was stored are applied first, then the regex layer
     catches what they missed (and is all there is for a text never checked).
     """
-    messages = tuple(
-        dataclasses.replace(
-            m,
-            content=redact_text(m.content, m.pii_spans, redactor),
-            correction=None
-            if m.correction is None
-            else redact_text(m.correction, m.correction_spans, redactor),
-        )
-        for m in conversation.messages
-    )
-    return dataclasses.replace(conversation, messages=messages)
+    messages = []
+    changed = False
+    for m in conversation.messages:
+        content = redact_text(m.content, m.pii_spans, redactor)
+        correction = m.correction
+        if correction is not None:
+            correction = redact_text(correction, m.correction_spans, redactor)
+        if content != m.content or correction != m.correction:  # most texts hold nothing
+            m = dataclasses.replace(m, content=content, correction=correction)
+            changed = True
+        messages.append(m)
+    if not changed:
+        return conversation
+    return dataclasses.replace(conversation, messages=tuple(messages))
 
 
 def redact_text(text: str, spans: list[dict[str, Any]] | None, redactor: Redactor) -> str:

@@ -1,11 +1,14 @@
 """Export logged chats as fine-tuning data: filter, redact, split, validate, report, record lineage.
 
 Two streaming passes with constant memory: (1) conversations are read from the database a
-page at a time, turned into redacted examples and staged by split in a temporary folder;
-(2) staged conversations are re-read in batches, near-duplicates across splits are kept on
-the held-out side, the final JSONL files are written and each conversation's split is
-recorded in ``export_items``. Then the files are validated and the report is stored with the
-``exports`` row. Only held-out embeddings (a small share) are kept in memory.
+batch at a time, turned into redacted examples, serialized and checked once (the validator's
+per-example facts), and staged by split in a temporary folder; (2) staged conversations are
+re-read in batches, near-duplicates across splits are kept on the held-out side, the final
+JSONL files are written from the staged lines as they are and each conversation's split is
+recorded in ``export_items``. The training file's report comes from the staged facts; the
+held-out files (a small share) are validated again from disk, against the training prompts.
+The report is stored with the ``exports`` row. Only held-out embeddings and prompt digests
+are kept in memory.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from chatbot.training.split import (
     assign,
     batched,
 )
-from chatbot.training.validate import Validator
+from chatbot.training.validate import Facts, FileResult, Validator
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -131,9 +134,18 @@ class _Collected:
 
 
 def _collect(
-    session: Session, options: ExportOptions, staging: Path, progress: Callable[[int], None]
+    session: Session,
+    options: ExportOptions,
+    staging: Path,
+    progress: Callable[[int], None],
+    validator: Validator,
 ) -> _Collected:
-    """Pass one: stream conversations into per-split staging files of redacted examples."""
+    """Pass one: stream conversations into per-split staging files of redacted examples.
+
+    A staged line is a JSON header ``[conversation id, user text, [facts per example]]``
+    then each example's final JSON line, separated by tabs (JSON text never holds a raw tab
+    or newline).
+    """
     totals = _Collected()
     outs = {s: (staging / f"{s}.jsonl").open("w", encoding="utf-8") for s in SPLITS}
     try:
@@ -159,50 +171,78 @@ def _collect(
                 del totals.preview[options.preview :]
             split = assign(conversation.id, conversation.pinned_split, options.plan)
             totals.staged[split] += 1
-            line = {"c": conversation.id, "t": dedup_text(conversation), "x": examples}
-            outs[split].write(json.dumps(line, ensure_ascii=False) + "\n")
+            facts = [validator.facts(example).to_json() for example in examples]
+            header = json.dumps(
+                [conversation.id, dedup_text(conversation), facts], ensure_ascii=False
+            )
+            lines = [json.dumps(example, ensure_ascii=False) for example in examples]
+            outs[split].write("\t".join([header, *lines]) + "\n")
     finally:
         for out in outs.values():
             out.close()
     return totals
 
 
-def _staged(path: Path, batch: int = 256) -> Iterator[list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class _Staged:
+    """One staged conversation: its id, user text, examples' facts and final JSON lines."""
+
+    id: str
+    text: str
+    facts: list[list[Any]]
+    lines: list[str]
+
+
+def _staged(path: Path, batch: int = 256) -> Iterator[list[_Staged]]:
     """Staged conversations of one split, in batches."""
+
+    def read(line: str) -> _Staged:
+        header, *lines = line.rstrip("\n").split("\t")
+        cid, text, facts = json.loads(header)
+        return _Staged(cid, text, facts, lines)
+
     with path.open(encoding="utf-8") as lines:
-        yield from batched((json.loads(line) for line in lines), batch)
+        yield from batched((read(line) for line in lines), batch)
 
 
 class _Writer:
-    """Pass two: final files per split, lineage items, near-duplicate moves."""
+    """Pass two: final files per split, lineage items, near-duplicate moves, and the training
+    file's validation from the staged facts."""
 
-    def __init__(self, files: dict[str, HashedFile], lineage: Lineage):
+    def __init__(self, files: dict[str, HashedFile], lineage: Lineage, validator: Validator):
         self.files = files
         self.lineage = lineage
         self.moved = 0
         self.examples: Counter[str] = Counter()
+        self.validator = validator
+        train = files["train"]
+        self.train = FileResult(str(train.path), "train")
+        self._seen: set[bytes] = set()
 
-    def put(self, item: dict[str, Any], split: str) -> None:
+    def put(self, item: _Staged, split: str) -> None:
         out = self.files.get(split)
         if out is None:  # single-file mode: held-out conversations are not exported
             return
-        for example in item["x"]:
-            out.write(example)
-        self.examples[split] += len(item["x"])
-        self.lineage.add(item["c"], split)
+        for line, facts in zip(item.lines, item.facts, strict=True):
+            out.write_line(line)
+            if split == "train":
+                self.validator.apply(Facts.from_json(facts), out.lines, self.train, self._seen)
+        self.examples[split] += len(item.lines)
+        self.lineage.add(item.id, split)
 
     def run(self, staging: Path, dups: NearDuplicates | ExactDuplicates) -> None:
         for split in ("test", "validation"):
             for items in _staged(staging / f"{split}.jsonl"):
-                moved = dups.add(split, [item["t"] for item in items])
+                moved = dups.add(split, [item.text for item in items])
                 for item, move in zip(items, moved, strict=True):
                     self.moved += move
                     self.put(item, "test" if move else split)
         for items in _staged(staging / "train.jsonl"):
-            found = dups.classify([item["t"] for item in items])
+            found = dups.classify([item.text for item in items])
             for item, held in zip(items, found, strict=True):
                 self.moved += held is not None
                 self.put(item, held or "train")
+        self.validator.finish(self.train)
 
 
 def _outputs(out: Path, options: ExportOptions, staged: Counter[str]) -> dict[str, HashedFile]:
@@ -252,9 +292,10 @@ def run_export(
         from chatbot.training.pii.backfill import backfill
 
         detected = sum(backfill(sessions, pii, progress=pii_progress).detected.values())
+    validator = Validator(options.max_example_tokens)
     with tempfile.TemporaryDirectory(prefix="afina-export-") as tmp:
         with sessions() as session:
-            collected = _collect(session, options, Path(tmp), progress)
+            collected = _collect(session, options, Path(tmp), progress, validator)
         files = _outputs(out, options, collected.staged)
         dups, method = _duplicates(options, encode_factory, collected.staged)
         try:
@@ -271,7 +312,7 @@ def run_export(
                     redacted=options.redact,
                     pin_test=options.pin_test,
                 )
-                writer = _Writer(files, lineage)
+                writer = _Writer(files, lineage, validator)
                 writer.run(Path(tmp), dups)
                 hashes = {f.path.name: f.commit() for f in files.values()}
                 report = _report(options, files, collected, writer, method)
@@ -304,9 +345,12 @@ def _report(
     writer: _Writer,
     method: str,
 ) -> dict[str, Any]:
-    """Validate the written files and build the report."""
-    validator = Validator(options.max_example_tokens)
-    results = [validator.validate(f.path, split) for split, f in files.items()]
+    """Validate the held-out files (the training file was, as it was written); the report."""
+    validator = writer.validator
+    results = [
+        writer.train if split == "train" else validator.validate(f.path, split)
+        for split, f in files.items()
+    ]
     redaction = {
         "enabled": options.redact,
         "counts": dict(collected.redactions),

@@ -19,9 +19,12 @@ class ExportFilters:
 
     - ``positive``: only upvoted or corrected turns are approved.
     - ``not-negative`` (default): every turn except a downvoted one without a correction;
-      conversations holding such a turn are left out.
+      conversations holding such a turn (or one an admin rejected) are left out.
     - ``any``: like ``not-negative`` for turns, but conversations with a downvoted turn stay
       (that turn is context, never a target).
+
+    An admin's review outweighs all of these: an approved turn is a target (its newest
+    correction, if any), a rejected one never is, nor is its correction.
     """
 
     since: datetime | None = None
@@ -62,8 +65,9 @@ class ExportFilters:
 
 
 def is_downvoted(message: StoredMessage) -> bool:
-    """A turn with net negative feedback and no correction: never a training target."""
-    return message.rating < 0 and message.correction is None
+    """A turn with net negative feedback and no correction, unless an admin approved it
+    (approval outweighs ratings); never a training target."""
+    return message.rating < 0 and message.correction is None and message.review != "approved"
 
 
 # backends that write their own text; their answers are targets only when upvoted or corrected
@@ -72,8 +76,10 @@ GENERATIVE_KINDS = ("fewshot", "finetuned")
 
 def is_approved(message: StoredMessage, filters: ExportFilters) -> bool:
     """Whether an assistant turn may be a training target under ``filters``."""
-    if message.error is not None or is_downvoted(message):
+    if message.error is not None or message.review == "rejected" or is_downvoted(message):
         return False
+    if message.review == "approved":  # an admin's review outweighs ratings and the backend
+        return not filters.corrected_only or message.correction is not None
     if filters.corrected_only:
         return message.correction is not None
     if message.correction is not None or message.rating > 0:
@@ -92,4 +98,6 @@ def keep_conversation(conversation: StoredConversation, filters: ExportFilters) 
         m.role == "assistant" and is_downvoted(m) for m in messages
     ):
         return "downvoted"
+    if filters.rating == "not-negative" and any(m.review == "rejected" for m in messages):
+        return "rejected"
     return None

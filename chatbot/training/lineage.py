@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from chatbot.db import training_queries as q
 
@@ -28,13 +28,17 @@ class HashedFile:
         self.part = path.with_name(path.name + ".part")
         self.sha256 = hashlib.sha256()
         self.lines = 0
-        self._out: TextIO = self.part.open("w", encoding="utf-8")
+        self._out: BinaryIO = self.part.open("wb")
 
     def write(self, example: dict[str, Any]) -> None:
         """Append one example as a JSON line."""
-        line = json.dumps(example, ensure_ascii=False) + "\n"
-        self._out.write(line)
-        self.sha256.update(line.encode("utf-8"))
+        self.write_line(json.dumps(example, ensure_ascii=False))
+
+    def write_line(self, line: str) -> None:
+        """Append one example already serialized (``json.dumps(example, ensure_ascii=False)``)."""
+        data = (line + "\n").encode("utf-8")
+        self._out.write(data)
+        self.sha256.update(data)
         self.lines += 1
 
     def close(self) -> None:

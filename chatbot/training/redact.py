@@ -15,6 +15,9 @@ from collections.abc import Callable
 
 KINDS = ("SECRET", "EMAIL", "IBAN", "CARD", "IP", "PHONE")
 _DIGIT = re.compile(r"\d")
+_ASCII_DIGITS = b"0123456789"
+# literal parts one of which every API-key shape below holds (gh[pousr]_ holds "_")
+_KEY_HINTS = ("sk-", "_", "xox", "AKIA", "AIza", "eyJ")
 
 _URL_SECRET = re.compile(
     r"(?i)(?P<pre>[?&#;](?:access_token|refresh_token|id_token|token|api[_-]?key|apikey|key|"
@@ -68,6 +71,18 @@ def _cuts(value: str) -> list[int]:
 
 def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
+
+
+def digit_count(text: str) -> int:
+    """How many digits ``text`` holds, as a bound on what the number patterns can match.
+
+    ``\\d`` also matches other scripts' digits, so text that is not ASCII counts as holding
+    plenty (every pattern runs).
+    """
+    if not text.isascii():
+        return 1 << 30
+    data = text.encode()
+    return len(data) - len(data.translate(None, _ASCII_DIGITS))
 
 
 def card_grouping_ok(text: str) -> bool:
@@ -144,19 +159,42 @@ class Redactor:
         return pattern.sub(replace, text)
 
     def redact(self, text: str) -> str:
-        """``text`` with every detected personal value replaced by its placeholder."""
+        """``text`` with every detected personal value replaced by its placeholder.
+
+        Each pattern runs only when the text holds what any of its replacements needs (a
+        literal part, enough digits, separators): most texts skip most patterns, with the
+        same result.
+        """
         if "://" in text or "=" in text:
             text = self._sub(_URL_USERINFO, "SECRET", text, lambda v: v)
             text = self._sub(_URL_SECRET, "SECRET", text, lambda v: v)
-        text = self._sub(_API_KEY, "SECRET", text, lambda v: v)
+        if any(hint in text for hint in _KEY_HINTS):
+            text = self._sub(_API_KEY, "SECRET", text, lambda v: v)
         if "@" in text:
             text = self._sub(_EMAIL, "EMAIL", text, str.lower)
         if _DIGIT.search(text):  # numbers of some kind
-            text = self._sub(_IBAN, "IBAN", text, _iban, shrink=True)
-            text = self._sub(_CARD, "CARD", text, _card, shrink=True)
-            text = self._sub(_IPV4, "IP", text, _ip)
-        if ":" in text:
+            digits = digit_count(text)
+            if digits >= 2:  # an IBAN starts with 2 letters and 2 check digits
+                text, digits = self._counted(_IBAN, "IBAN", text, _iban, digits, shrink=True)
+            if digits >= 13:  # card numbers have 13-19 digits
+                text, digits = self._counted(_CARD, "CARD", text, _card, digits, shrink=True)
+            if digits >= 4 and text.count(".") >= 3:
+                text = self._sub(_IPV4, "IP", text, _ip)
+        if text.count(":") >= 2:
             text = self._sub(_IPV6, "IP", text, _ip)
-        if _DIGIT.search(text):
+        if _DIGIT.search(text) and digit_count(text) >= 9:  # phones have 9-15 digits
             text = self._sub(_PHONE, "PHONE", text, _phone)
         return text
+
+    def _counted(
+        self,
+        pattern: re.Pattern[str],
+        kind: str,
+        text: str,
+        key: Callable[[str], str | None],
+        digits: int,
+        shrink: bool = False,
+    ) -> tuple[str, int]:
+        """``_sub``, and the text's digit count again when something was replaced."""
+        out = self._sub(pattern, kind, text, key, shrink)
+        return out, digits if out == text else digit_count(out)

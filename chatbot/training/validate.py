@@ -13,7 +13,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from backends.tokens import count_text
 from chatbot.errors import InputError
@@ -80,6 +80,37 @@ class FileResult:
         return sum(n for rule, n in self.counts.items() if RULES[rule][0] == WARNING)
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What one example says by itself, wherever it sits: the rules it breaks (in order, with
+    repeats), its figures, its prompt's and target's digests. ``Validator.apply`` adds them
+    to a file's result at a line; an export computes them once per example, in memory.
+    """
+
+    rules: tuple[str, ...] = ()
+    example: bool = True  # False: the line is not a JSON object (not counted as an example)
+    figures: tuple[int, int, int] | None = None  # messages, tokens, assistant tokens
+    prompt: bytes | None = None  # the user side, for split overlap
+    target: bytes | None = None  # last question + last target, for duplicate targets
+
+    def to_json(self) -> list[Any]:
+        """A JSON-ready form (an export stages it beside the example)."""
+        digests = [None if d is None else d.hex() for d in (self.prompt, self.target)]
+        return [list(self.rules), self.example, self.figures, *digests]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Self:
+        """Facts read back from ``to_json``'s form."""
+        rules, example, figures, prompt, target = data
+        return cls(
+            tuple(rules),
+            example,
+            None if figures is None else (figures[0], figures[1], figures[2]),
+            None if prompt is None else bytes.fromhex(prompt),
+            None if target is None else bytes.fromhex(target),
+        )
+
+
 def _digest(*parts: str) -> bytes:
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).digest()
 
@@ -94,35 +125,42 @@ def _text(content: Any) -> str | None:
     return None
 
 
-def _check_message(message: Any, result: FileResult, line: int, *, weights: bool) -> None:
+def _check_message(message: Any, rules: list[str], *, weights: bool) -> None:
     """Keys, role, content and weight of one message."""
     if not isinstance(message, dict):
-        result.add("missing_messages", line)
+        rules.append("missing_messages")
         return
     if set(message) - MESSAGE_KEYS:
-        result.add("unknown_key", line)
+        rules.append("unknown_key")
     role = message.get("role")
     if role not in ROLES:
-        result.add("unknown_role", line)
+        rules.append("unknown_role")
     text = _text(message.get("content"))
     calls = role == "assistant" and (message.get("tool_calls") or message.get("function_call"))
     if not calls and (text is None or not text.strip()):
-        result.add("empty_content", line)
+        rules.append("empty_content")
     if "weight" in message:
         weight = message["weight"]
         good = type(weight) is int and weight in (0, 1)
         if not (weights and good and role == "assistant"):
-            result.add("bad_weight", line)
+            rules.append("bad_weight")
 
 
-def _size_check(messages: list[dict], limit: int, result: FileResult, line: int) -> int:
-    """Token count of the example; flag it when over ``limit``."""
-    tokens = count_chat(messages)
-    if tokens > limit:
-        last = max(i for i, m in enumerate(messages) if m.get("role") == "assistant")
-        through_last = count_chat(messages[: last + 1])
-        result.add("too_long" if through_last > limit else "truncated", line)
-    return tokens
+class _Counts:
+    """Token counts of recent texts: roles, the system prompt and an answer counted twice
+    (in the example and as a target) are encoded once. Bounded: cleared when full."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self.known: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        found = self.known.get(text)
+        if found is None:
+            if len(self.known) >= self.size:
+                self.known.clear()
+            found = self.known[text] = count_text(text)
+        return found
 
 
 class Validator:
@@ -131,6 +169,7 @@ class Validator:
     def __init__(self, max_tokens: int):
         self.max_tokens = max_tokens
         self.train_prompts: set[bytes] = set()
+        self._count = _Counts()
 
     def validate(self, path: Path, kind: str = "train") -> FileResult:
         """Validate one file; a training file's prompts are remembered for later files."""
@@ -141,102 +180,130 @@ class Validator:
         with path.open(encoding="utf-8") as lines:
             for number, raw in enumerate(lines, start=1):
                 if raw.strip():
-                    self._line(raw, number, result, seen)
-        if kind == "train":
+                    self.apply(self._parse(raw), number, result, seen)
+        self.finish(result)
+        return result
+
+    def finish(self, result: FileResult) -> None:
+        """The whole-file rules, once every line is in ``result``."""
+        if result.kind == "train":
             if result.examples < MIN_EXAMPLES:
                 result.add("too_few_examples", 0)
             elif result.examples < SUGGESTED_EXAMPLES:
                 result.add("few_examples", 0)
-        return result
 
-    def _line(self, raw: str, line: int, result: FileResult, seen: set[bytes]) -> None:
+    def _parse(self, raw: str) -> Facts:
         try:
             example = json.loads(raw)
         except json.JSONDecodeError:
             example = None
+        return self.facts(example)
+
+    def facts(self, example: Any) -> Facts:
+        """What one example (a line's JSON value) says by itself."""
         if not isinstance(example, dict):
-            result.add("invalid_json", line)
+            return Facts(("invalid_json",), example=False)
+        rules: list[str] = []
+        if "messages" in example or "input" not in example:
+            messages = self._chat(example, rules)
+        else:
+            messages = self._preference(example, rules)
+        if messages is None:
+            return Facts(tuple(rules))
+        figures = self._figures(messages, rules)
+        users = [_text(m.get("content")) or "" for m in messages if m.get("role") == "user"]
+        targets = [m for m in messages if m.get("role") == "assistant" and m.get("weight") != 0]
+        target = None
+        if users and targets:
+            target = _digest(users[-1], _text(targets[-1].get("content")) or "")
+        return Facts(tuple(rules), True, figures, _digest(*users), target)
+
+    def apply(self, facts: Facts, line: int, result: FileResult, seen: set[bytes]) -> None:
+        """Add one example's facts to ``result`` at ``line``, with the rules across lines
+        (split overlap with the training file, a repeated target within this file)."""
+        for rule in facts.rules:
+            result.add(rule, line)
+        if not facts.example:
             return
         result.examples += 1
-        if "messages" in example or "input" not in example:
-            messages = self._chat(example, result, line)
-        else:
-            messages = self._preference(example, result, line)
-        if messages is None:
+        if facts.figures is None:
             return
-        self._figures(messages, result, line)
-        users = [_text(m.get("content")) or "" for m in messages if m.get("role") == "user"]
-        prompt = _digest(*users)
-        if result.kind == "train":
-            self.train_prompts.add(prompt)
-        elif prompt in self.train_prompts:
-            result.add("split_overlap", line)
-        targets = [m for m in messages if m.get("role") == "assistant" and m.get("weight") != 0]
-        if users and targets:
-            key = _digest(users[-1], _text(targets[-1].get("content")) or "")
-            if key in seen:
+        messages, tokens, trained = facts.figures
+        result.messages.append(messages)
+        result.tokens.append(tokens)
+        result.assistant_tokens.append(trained)
+        result.billed_tokens += min(tokens, self.max_tokens)
+        if facts.prompt is not None:
+            if result.kind == "train":
+                self.train_prompts.add(facts.prompt)
+            elif facts.prompt in self.train_prompts:
+                result.add("split_overlap", line)
+        if facts.target is not None:
+            if facts.target in seen:
                 result.add("duplicate_target", line)
-            seen.add(key)
+            seen.add(facts.target)
 
-    def _chat(self, example: dict, result: FileResult, line: int) -> list[dict] | None:
+    def _chat(self, example: dict, rules: list[str]) -> list[dict] | None:
         """Rules for a chat example; its messages when they can be measured."""
         if set(example) - CHAT_KEYS:
-            result.add("unknown_key", line)
+            rules.append("unknown_key")
         messages = example.get("messages")
         if not isinstance(messages, list) or not messages:
-            result.add("missing_messages", line)
+            rules.append("missing_messages")
             return None
         for message in messages:
-            _check_message(message, result, line, weights=True)
+            _check_message(message, rules, weights=True)
         if not all(isinstance(m, dict) for m in messages):
             return None
         trained = [m for m in messages if m.get("role") == "assistant" and m.get("weight", 1) != 0]
         if not trained:
-            result.add("no_trained_assistant", line)
+            rules.append("no_trained_assistant")
             return None
         return messages
 
-    def _preference(self, example: dict, result: FileResult, line: int) -> list[dict] | None:
+    def _preference(self, example: dict, rules: list[str]) -> list[dict] | None:
         """Rules for a preference (DPO) example; prompt + preferred answer when measurable."""
         if set(example) - PREFERENCE_KEYS:
-            result.add("unknown_key", line)
+            rules.append("unknown_key")
         prompt = example.get("input")
         messages = prompt.get("messages") if isinstance(prompt, dict) else None
         if isinstance(prompt, dict) and set(prompt) - INPUT_KEYS:
-            result.add("unknown_key", line)
+            rules.append("unknown_key")
         if not isinstance(messages, list) or not messages:
-            result.add("missing_messages", line)
+            rules.append("missing_messages")
             return None
         for message in messages:
-            _check_message(message, result, line, weights=False)
+            _check_message(message, rules, weights=False)
         outputs = []
         for key in ("preferred_output", "non_preferred_output"):
             output = example.get(key)
             if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict)):
-                result.add("bad_preference", line)
+                rules.append("bad_preference")
                 return None
             if output[0].get("role") != "assistant":
-                result.add("bad_preference", line)
-            _check_message(output[0], result, line, weights=False)
+                rules.append("bad_preference")
+            _check_message(output[0], rules, weights=False)
             outputs.append(output[0])
         if not all(isinstance(m, dict) for m in messages):
             return None
         return [*messages, outputs[0]]
 
-    def _figures(self, messages: list[dict], result: FileResult, line: int) -> None:
-        """Per-example figures and the role warnings."""
+    def _figures(self, messages: list[dict], rules: list[str]) -> tuple[int, int, int]:
+        """Per-example figures (messages, tokens, assistant tokens) and the role and size
+        warnings."""
         roles = {m.get("role") for m in messages}
         if not roles & {"system", "developer"}:
-            result.add("missing_system", line)
+            rules.append("missing_system")
         if "user" not in roles:
-            result.add("missing_user", line)
-        tokens = _size_check(messages, self.max_tokens, result, line)
+            rules.append("missing_user")
+        tokens = count_chat(messages, self._count)
+        if tokens > self.max_tokens:
+            last = max(i for i, m in enumerate(messages) if m.get("role") == "assistant")
+            through_last = count_chat(messages[: last + 1], self._count)
+            rules.append("too_long" if through_last > self.max_tokens else "truncated")
         trained = sum(
-            count_text(_text(m.get("content")) or "")
+            self._count(_text(m.get("content")) or "")
             for m in messages
             if m.get("role") == "assistant" and m.get("weight", 1) != 0
         )
-        result.messages.append(len(messages))
-        result.tokens.append(tokens)
-        result.assistant_tokens.append(trained)
-        result.billed_tokens += min(tokens, self.max_tokens)
+        return len(messages), tokens, trained

@@ -30,6 +30,8 @@ input,select{padding:5px;font:inherit;max-width:100%}.muted{color:#667085;font-s
 .tag{display:inline-block;border-radius:6px;padding:0 6px;margin:1px;background:#eef2f6;
 font-size:13px}.error{color:#b42318}.ok{color:#067647}form.inline{display:inline}
 .cell{max-width:360px;white-space:pre-wrap;word-break:break-word}form.inline button{margin:2px 0}
+.review-status{margin:4px 0 0;font-size:14px}.review-status.approved{color:#067647}
+.review-status.rejected{color:#b42318}
 @media (max-width:640px){table.stack tr,table.stack td{display:block;width:auto}
 table.stack tr:first-child{display:none}table.stack td{border:0;padding:4px 0}
 table.stack tr{border-bottom:1px solid #e4e7ec;padding:8px 0}.cell{max-width:none}}

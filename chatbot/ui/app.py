@@ -220,12 +220,14 @@ async def on_message(message: cl.Message) -> None:
     reply_id = str(uuid.uuid4())
     if not isinstance(message.content, str):  # a hand-made payload: text that is not text
         message.content = ""
+    run = cl.context.current_run or cl.context.current_step  # feedback points at its id
     try:  # validated before anything is stored: a rejected message leaves no conversation
         reply = runtime.service.reply(
             conversation_id=thread_id,
             text=message.content,
             user_message_id=message.id,
             reply_id=reply_id,
+            run_step_id=run.id if run is not None else None,
         )
     except InputError:
         limit = runtime.settings.chat.max_message_chars
@@ -241,7 +243,6 @@ async def on_message(message: cl.Message) -> None:
         await _keep_unsaved(runtime, thread_id, user, locale, message, exc)
         return
     # shown while waiting; kept above a retrieval answer, removed under any other one
-    run = cl.context.current_run or cl.context.current_step
     search = cl.Step(  # a child of the run, like the answer after it
         name=t(locale, "retrieval"), type="retrieval", parent_id=run.id if run else None
     )
@@ -257,11 +258,6 @@ async def on_message(message: cl.Message) -> None:
         return
     await _show_search(search, reply.result, locale)
     await _finish(answer, reply.result, locale)
-    if run is not None and reply.result.reply_id:
-        await run_db(
-            lambda s: history.set_run_step(session=s, message_id=reply_id, run_step_id=run.id),
-            write=True,
-        )
 
 
 async def _keep_unsaved(

@@ -11,16 +11,90 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatbot.ui import state
-from chatbot.ui.auth import CURRENT_USER_ID, ENDED, LoginUser, session_user
+from chatbot.ui.auth import (
+    CURRENT_USER_ID,
+    ENDED,
+    INVALID,
+    LOGIN_ATTEMPT,
+    LoginUser,
+    TooManyAttempts,
+    session_user,
+)
+from chatbot.ui.mount import PATH
 
 log = logging.getLogger(__name__)
 MAX_SOCKET_BYTES = 4 * 1024 * 1024
 DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 # Chainlit routes Afina does not use that hand out cookies: closed by the host app.
 CLOSED_PATHS = ("/auth/jwt", "/auth/header", "/auth/oauth")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class HostGuard:
+    """The host app's request checks, as plain ASGI middleware: foreign-origin writes and
+    unused cookie routes are refused, and a failed login answers plainly.
+
+    Plain ASGI, not Starlette's ``BaseHTTPMiddleware``: that one runs the app in a second task
+    and raises "RuntimeError: No response returned" (a traceback in the log) whenever a request
+    ends without a response, as Socket.IO's long polls do when the browser leaves or the
+    server stops."""
+
+    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+        self.app, self.allowed = app, list(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        path, method, origin = scope["path"], scope["method"], headers.get("origin")
+        refused: JSONResponse | None = None
+        if method not in SAFE_METHODS and not origin_allowed(
+            origin, headers.get("host"), self.allowed
+        ):
+            log.warning("%s %s from origin %r refused", method, path, origin)
+            refused = JSONResponse({"detail": "cross-origin request refused"}, status_code=403)
+        elif path.startswith(tuple(PATH + p for p in CLOSED_PATHS)):
+            refused = JSONResponse({"detail": "Not Found"}, status_code=404)
+        if refused is not None:
+            await refused(scope, receive, send)
+        elif method == "POST" and path == f"{PATH}/login":
+            await self._login(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /chat/login: the client's address goes to the throttle; a failure is a plain
+        "invalid credentials" (not Chainlit's 'credentialssignin'), a throttled try a 429."""
+        client = scope.get("client")
+        attempt: dict[str, Any] = {"client": client[0] if client else None}
+        refused = False
+
+        async def relay(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                refused = True
+            if not refused:
+                await send(message)
+
+        token = LOGIN_ATTEMPT.set(attempt)
+        try:
+            await self.app(scope, receive, relay)
+        finally:
+            LOGIN_ATTEMPT.reset(token)
+        if not refused:
+            return
+        answer = JSONResponse({"detail": INVALID}, status_code=401)
+        if "retry_after" in attempt:
+            throttled = TooManyAttempts(attempt["retry_after"])
+            headers = {"Retry-After": str(throttled.retry_after)}
+            answer = JSONResponse({"detail": str(throttled)}, status_code=429, headers=headers)
+        await answer(scope, receive, send)
 
 
 async def authenticate_token(token: str = "") -> Any:

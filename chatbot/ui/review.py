@@ -87,11 +87,26 @@ def _action(name: str, label: str, fields: dict[str, str], back: str, css: str =
     )
 
 
+def _status(item: review_queries.ReviewItem) -> str:
+    """The stored review of an answer, as the page shows it."""
+    if item.review_status is None:
+        return "<p class='review-status muted'>Not reviewed yet</p>"
+    when = f" on {item.reviewed_at:%Y-%m-%d %H:%M}" if item.reviewed_at else ""
+    who = f" by {escape(item.reviewed_by)}" if item.reviewed_by else ""
+    return (
+        f"<p class='review-status {escape(item.review_status)}'><b>"
+        f"{escape(item.review_status.capitalize())}</b>{who}{when}</p>"
+    )
+
+
 def _row(item: review_queries.ReviewItem, back: str) -> str:
     message = {"message_id": item.message_id}
-    actions = _action("approve", "Approve", message, back)
-    if item.correction is not None:
-        actions += _action("reject", "Reject correction", message, back, "danger")
+    actions = ""
+    if item.review_status != "approved":
+        actions += _action("approve", "Approve", message, back)
+    if item.review_status != "rejected":
+        what = "correction" if item.correction is not None else "answer"
+        actions += _action("reject", f"Reject {what}", message, back, "danger")
     chat = {"conversation_id": item.conversation_id}
     actions += (
         _action("include", "Include chat", chat, back, "secondary")
@@ -109,7 +124,8 @@ def _row(item: review_queries.ReviewItem, back: str) -> str:
     return (
         f"<tr data-message='{escape(item.message_id)}'><td>{item.created_at:%Y-%m-%d %H:%M}"
         f"<br>{escape(item.agent)} · {escape(item.locale)}<br>{escape(item.backend or '')}"
-        f"<br>{tags}</td><td class=cell>{escape(item.question)}</td><td><div class=cell>"
+        f"<br>{tags}{_status(item)}</td><td class=cell>{escape(item.question)}</td>"
+        "<td><div class=cell>"
         f"{escape(item.answer)}</div>{correction}</td><td>{actions}</td></tr>"
     )
 
@@ -160,9 +176,10 @@ async def review(request: Request) -> Response:
     body = (
         f"{note}{_filter_form(query, backends, users)}{_export_section(query, counts)}"
         "<section><h2>Answers to review</h2><p class=muted>Downvoted, corrected, handed over "
-        "or answered by the fallback backend; newest first. <b>Approve</b> makes the answer (or "
-        "its correction) a training target; <b>Reject correction</b> removes the correction and "
-        "keeps the answer out of training.</p><div class=scroll><table class=stack id=review>"
+        "or answered by the fallback backend, and those reviewed; newest first. <b>Approve</b> "
+        "makes the answer (or its newest correction) a training target, whatever its ratings; "
+        "<b>Reject</b> keeps both out of training. A new correction asks for a new review.</p>"
+        "<div class=scroll><table class=stack id=review>"
         "<tr><th>Answer</th><th>Question</th><th>Answer / correction</th><th>Actions</th></tr>"
         f"{rows}</table></div></section>"
     )
@@ -171,7 +188,7 @@ async def review(request: Request) -> Response:
 
 ACTIONS = {
     "approve": "Approved for training.",
-    "reject": "Correction rejected.",
+    "reject": "Rejected for training.",
     "exclude": "Conversation excluded from training.",
     "include": "Conversation included in training again.",
 }

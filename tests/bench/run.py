@@ -17,6 +17,7 @@ from chatbot.knowledge.ingest import ingest  # noqa: E402
 from tests.bench import (  # noqa: E402
     export,
     finetune,
+    handover,
     languages,
     llm,
     pii,
@@ -45,6 +46,7 @@ def main() -> None:
             "pii",
             "tune",
             "security",
+            "handover",
         ],
         help="one group",
     )
@@ -66,6 +68,11 @@ def main() -> None:
         help="training budget of each tune run (default 10 on the KB, 20 on Banking77)",
     )
     parser.add_argument(
+        "--handover-tuned-en",
+        default=None,
+        help="handover bench: also calibrate with this tuned English embedder folder",
+    )
+    parser.add_argument(
         "--tune-no-banking", action="store_true", help="tune bench: the knowledge-base run only"
     )
     args = parser.parse_args()
@@ -74,6 +81,8 @@ def main() -> None:
         retrieval.run(args.quick)
     if args.only in (None, "languages"):
         languages.run(args.quick)
+    if args.only in (None, "handover"):
+        handover.run(args.quick, args.handover_tuned_en)
     if args.only in (None, "turns"):
         with tempfile.TemporaryDirectory() as tmp:
             index_dir = Path(tmp) / "index"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import zipfile
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
 
-from chatbot.db.models import Conversation, Correction, Feedback, Message, User
+from chatbot.db.models import Conversation, Correction, Message, User
 from tests.e2e.conftest import DESKTOP, PHONE, Server, running_server
 from tests.e2e.test_browser import ask, latest_answer
 
@@ -68,32 +70,48 @@ def test_admin_reviews_rejects_approves_excludes_and_downloads(server: Server, o
     admin.get_by_role("button", name="Apply filters").click()
     admin.get_by_text("Nothing to review with these filters.").wait_for()
     admin.goto(f"{server.url}/admin/review?agent=alice")
+    assert "Not reviewed yet" in row.inner_text()
     before = held(admin)
+    row.get_by_role("button", name="Reject correction").click()
+    admin.get_by_text("Rejected for training.").wait_for()
+    assert "agent=alice" in admin.url  # back on the same filtered page
+    admin.reload()  # the decision is stored, not just shown once
+    assert "Rejected by admin" in row.inner_text()
+    assert held(admin) == before - 1  # a rejected answer's chat leaves the next export
+    assert better not in exported_text(admin)
+    with server.sessions() as session:
+        assert session.get(Message, message_id).review_status == "rejected"
+        kept = session.scalars(select(Correction).where(Correction.message_id == message_id))
+        assert [c.content for c in kept] == [better]  # kept (the agent still sees it)
+    row.get_by_role("button", name="Approve").click()
+    admin.get_by_text("Approved for training.").wait_for()
+    admin.reload()
+    assert "Approved by admin" in row.inner_text()  # still listed, with its review
+    assert held(admin) == before
+    assert better in exported_text(admin)  # the approved correction is a training target
+    with server.sessions() as session:
+        admin_id = session.scalar(select(User.id).where(User.username == "admin"))
+        message = session.get(Message, message_id)
+        assert (message.review_status, message.reviewed_by) == ("approved", admin_id)
     row.get_by_role("button", name="Exclude chat from training").click()
     admin.get_by_text("Conversation excluded from training.").wait_for()
     with server.sessions() as session:
         assert session.get(Conversation, conversation_id).exclude_from_training
     assert held(admin) == before - 1  # the next export has one conversation less
-    row.get_by_role("button", name="Reject correction").click()
-    admin.get_by_text("Correction rejected.").wait_for()
-    assert "agent=alice" in admin.url  # back on the same filtered page
-    with server.sessions() as session:
-        left = session.scalars(select(Correction).where(Correction.message_id == message_id))
-        assert list(left) == []
-    row.get_by_role("button", name="Approve").click()
-    admin.get_by_text("Approved for training.").wait_for()
-    with server.sessions() as session:
-        admin_id = session.scalar(select(User.id).where(User.username == "admin"))
-        vote = session.scalar(
-            select(Feedback.value).where(
-                Feedback.message_id == message_id, Feedback.user_id == admin_id
-            )
-        )
-        assert vote == 1
-    assert row.count() == 0  # reviewed: off the list
-    with admin.expect_download() as download:
-        admin.click("#download-export")
+
+
+def exported_text(page) -> str:
+    """The training files of the export the review page's button downloads, as one text."""
+    with page.expect_download() as download:
+        page.click("#download-export")
     assert download.value.suggested_filename.endswith(".zip")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        return "\n".join(
+            json.dumps(json.loads(line), ensure_ascii=False)
+            for name in archive.namelist()
+            if name.endswith(".jsonl")
+            for line in archive.read(name).decode().splitlines()
+        )
 
 
 def login_status(server: Server, browser, username: str, password: str) -> int:

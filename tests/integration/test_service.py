@@ -64,17 +64,17 @@ def runtime(database_url: str, small_index_dir: Path, tmp_path: Path) -> Iterato
 
 def use_probe(rt: Runtime, *, fail: bool) -> None:
     """Register the probe backend (its config carries the sessionmaker) and make it active."""
-    original = rt.pool.resolve
+    original = rt.pool.resolve_in
 
-    def resolve(name=None):
-        resolved = original("probe")
+    def resolve_in(session, name=None):
+        resolved = original(session, "probe")
         resolved.backend.sessions = rt.sessions
         resolved.backend.fail = fail
         return resolved
 
     with rt.sessions.begin() as session:
         store.put_backend(session=session, name="probe", kind="probe", config={"sessions": None})
-    rt.pool.resolve = resolve  # type: ignore[method-assign]
+    rt.pool.resolve_in = resolve_in  # type: ignore[method-assign]
 
 
 async def new_conversation(rt: Runtime, locale: str = "en") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chatbot.training.pii.recognizers import (
     AddressRecognizer,
     CardExtrasRecognizer,
+    ContextPhoneRecognizer,
     CuitRecognizer,
     CurpRecognizer,
     IntroducedNameRecognizer,
@@ -90,3 +91,77 @@ def test_spans_apply_with_stable_placeholders_and_merge_overlaps():
     merged = merge([Span(0, 5, "PHONE", 0.4), Span(3, 9, "PERSON", 0.4, ADMIN)])
     assert merged == [Span(0, 9, "PERSON", 0.4, ADMIN)]
     assert [(s.start, s.end) for s in find_text("Zorb and zorb", "Zorb")] == [(0, 4), (9, 13)]
+
+
+def names(text: str) -> list[str]:
+    return [value for _, value in found(IntroducedNameRecognizer("es"), text)]
+
+
+def test_names_after_sign_offs_even_when_rare():
+    assert names("Muchas gracias. Atentamente,\nAitana Mamani") == ["Aitana Mamani"]
+    assert names("Best, Kofi") == ["Kofi"]
+    assert names("¡Mil gracias, Yaretzi!") == ["Yaretzi"]
+    assert names("Un abrazo y gracias por todo, Maialen") == ["Maialen"]
+    assert names("Le saluda atentamente Oluwaseun Adeyemi, cliente desde 2019.") == [
+        "Oluwaseun Adeyemi"
+    ]
+    # a sign-off followed by an ordinary word, a brand or a new sentence is no name
+    assert names("Gracias. Mañana paso a recogerlo.") == []
+    assert names("Gracias Amazon, todo bien") == []
+    assert names("Cheers Mate") == [] and names("Best Buy had it cheaper") == []
+    assert names("Un saludo desde Sevilla") == []
+
+
+def test_names_of_relatives_agents_and_titles():
+    assert names("Si no estoy, dejadlo con mi vecina Itziar Etxeberria, en el 3º B.") == [
+        "Itziar Etxeberria"
+    ]
+    assert names("Soy la madre de Thiago Zhang, que hizo el pedido.") == ["Thiago Zhang"]
+    assert names("My partner Ngozi ordered it with their account") == ["Ngozi"]
+    assert names("Ayer hablé por el chat con Itziar y me dijo que llegaba el lunes") == ["Itziar"]
+    assert names("Le escribo de parte de Ravi Kowalski por el pedido 48213") == ["Ravi Kowalski"]
+    assert names("La Srta. Maialen Urquiza pasará a recogerlo") == ["Maialen Urquiza"]
+    assert names("Cliente: Wei Dubois | Tel: 600 000 000") == ["Wei Dubois"]
+    # couriers, shops and banks are not people
+    assert names("Ayer hablé con Correos y no saben nada") == []
+    assert names("hablé con Movistar y nada") == []
+    assert names("Mi vecina dice que el repartidor no vino") == []
+
+
+def test_brands_and_products_are_not_taken_for_people():
+    from chatbot.training.pii.engine import _confirmed
+
+    def person(text: str, guess: str) -> bool:
+        start = text.index(guess)
+        return _confirmed(text, start, start + len(guess))
+
+    assert not person("Quiero Tommy Hilfiger en color negro", "Tommy Hilfiger")
+    assert not person("Ayer me dijo que Massimo Dutti llegaba el lunes", "Massimo Dutti")
+    assert not person("Gracias Juan. Xiaomi Redmi Note 13 ya funciona", "Xiaomi Redmi Note")
+    assert not person("Garmin Forerunner 265 arrived broken", "Garmin Forerunner")
+    assert not person("does the Vega smartwatch have GPS", "Vega")
+    assert not person("compré la aspiradora Dyson V15", "Dyson")
+    assert not person("¡Gracias! Mañana paso", "Mañana")
+    assert person("Leilani Lindqvist llamó ayer", "Leilani Lindqvist")
+    assert person("Gracias, Sofía", "Sofía")
+
+
+def test_spanish_and_latin_american_address_shapes():
+    rec = AddressRecognizer("es")
+    for address in (
+        "C/ Mayor nº 12, 2º izda., CP 28013 Madrid",
+        "Calle de Toledo, 45, bajo B, 28005 Madrid",
+        "Calle 5 de Mayo 123, Col. Centro, 06000 CDMX",
+        "Carrera 7 # 71-21, Bogotá",
+        "Av. Corrientes 1234, piso 5, C1043 CABA",
+    ):
+        assert found(rec, f"Mi nueva dirección: {address}. Gracias.") == [("ADDRESS", address)]
+    assert found(rec, "¿Calle de la tienda? ¿No tenéis tienda física?") == []
+
+
+def test_spanish_phone_named_as_one_even_with_an_unassigned_prefix():
+    rec = ContextPhoneRecognizer("es")
+    assert found(rec, "Mi móvil es 755 123 456, llamadme") == [("PHONE_NUMBER", "755 123 456")]
+    assert found(rec, "tel. +34 744123456") == [("PHONE_NUMBER", "+34 744123456")]
+    assert found(rec, "El pedido 755123456 no ha llegado") == []  # no phone word
+    assert found(rec, "Pagué 755.123.456 pesos") == []

@@ -71,18 +71,31 @@ async def test_curated_faq_answer_wins_over_an_article_section(tmp_path: Path):
     assert [s.id for s in meta.sources] == ["shipping-cost", "guide#how-much-is-shipping"]
 
 
-def test_unsure_language_asks_the_other_indexes_only_when_its_own_hands_over(
-    small_index_dir: Path,
-):
-    backend = RetrievalBackend(small_index_dir)
+def test_unsure_language_asks_every_index_and_the_clearest_answer_wins(small_index_dir: Path):
+    backend = RetrievalBackend(small_index_dir, short_words=0)
     sure = backend.answer("envio gratis?", locale="en")
     assert sure.best is None and sure.group == "en"  # MiniLM does not read Spanish
     unsure = backend.answer("envio gratis?", locale="en", unsure=True)
     assert unsure.group == "es" and unsure.best is not None
     assert unsure.best.entry.id == "shipping-cost"
-    # an English answer that clears the bar is kept, even when the language was unclear
+    # an English answer that clears the bar by more is kept, even when the language was unclear
     kept = backend.answer("password reset", locale="en", unsure=True)
     assert kept.group == "en" and kept.best is not None
+
+
+def test_short_spanish_question_is_answered_from_the_spanish_index(small_index_dir: Path):
+    # the detector is sure "olvide password" is English; MiniLM then hands it over
+    from backends.language import detect_sure
+
+    assert detect_sure("olvide password", "en") == ("en", True)
+    without_rule = RetrievalBackend(small_index_dir, short_words=0)
+    assert without_rule.answer("olvide password", locale="en").best is None
+    found = RetrievalBackend(small_index_dir).answer("olvide password", locale="en")
+    assert found.group == "es" and found.best is not None
+    assert found.best.entry.id == "reset-password"
+    # a short English question stays English
+    english = RetrievalBackend(small_index_dir).answer("password reset", locale="en")
+    assert english.group == "en" and english.best is not None
 
 
 async def test_reply_in_another_language_says_so(small_index_dir: Path):

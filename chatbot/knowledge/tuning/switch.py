@@ -9,6 +9,7 @@ from pathlib import Path
 from backends.retrieval.embedder import load_embedder
 from backends.retrieval.index import KnowledgeIndex
 from backends.retrieval.index_set import IndexSet
+from chatbot.knowledge.calibrate import calibrate_configured, stored_sources
 from chatbot.knowledge.tuning import registry
 from chatbot.settings import Settings
 
@@ -77,5 +78,9 @@ def reembed(
         reuse_sparse=old.row_sparse() if same else None,
         progress=progress,
     )
+    sources = stored_sources(root)  # calibrated before: calibrate the new index again
     IndexSet(indexes).save(root)
+    if sources:
+        models = {**registry.active_language_models(settings), language: spec}
+        calibrate_configured(settings, sources, language_models=models)
     return indexes[language].embedded_now

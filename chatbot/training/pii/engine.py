@@ -28,8 +28,8 @@ from presidio_analyzer.predefined_recognizers import (
 )
 
 from chatbot.errors import ConfigError
-from chatbot.training.pii.names import is_known
-from chatbot.training.pii.recognizers import afina_recognizers, introduced_names
+from chatbot.training.pii.names import brand_phrases, is_brand, is_known
+from chatbot.training.pii.recognizers import NOT_NAMES, afina_recognizers, introduced_names
 from chatbot.training.pii.spans import Span, merge
 from chatbot.training.redact import card_grouping_ok
 
@@ -70,9 +70,19 @@ _PRODUCT_WORDS = frozenset(
     "pro max mini plus ultra combo original air lite series edition kit set pack duo se oled "
     "xl xs watch phone pad book buds switch".split()
 )
+# lower-case words naming a kind of product, just before a brand the model took for a name
+# ("aspiradora Dyson V15", "the Kindle Paperwhite" is not caught here, but its brand word is)
+_PRODUCT_NOUNS = frozenset(
+    "zapatillas zapatos botas camiseta camisa pantalón vestido chaqueta sudadera abrigo bolso "
+    "reloj móvil movil teléfono portátil tablet auriculares cascos altavoz cafetera freidora "
+    "aspiradora robot colchón televisor tele monitor cámara consola batidora plancha secador "
+    "perfume gafas mochila maleta smartwatch shoes sneakers boots shirt jacket dress bag watch "
+    "laptop headphones earbuds speaker vacuum mattress camera console phone smartphone".split()
+)
+_MODEL_AFTER = re.compile(r"\s+(?=[A-Za-z-]{0,4}\d)[A-Za-z0-9-]{1,6}(?![º°ª\w])")
 _CUE_BEFORE = re.compile(
     r"(?i)\b(?:gracias|thanks|thank\s+you|hola|hi|hello|hey|dear|estimad[oa]|querid[oa]|"
-    r"saludos|regards|atentamente)\W{0,3}$"
+    r"saludos|regards|atentamente)[\s,:]{0,3}$"
 )
 _CUE_AFTER = re.compile(r"(?i)\s+(?:here|aqu[ií])\b")
 _PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "van", "von", "da", "dos", "di"})
@@ -238,17 +248,31 @@ def _clean(text: str, spans: list[Span]) -> list[Span]:
 def _confirmed(text: str, start: int, end: int) -> bool:
     """Whether the model's PERSON guess looks like a person, not a product or a verb.
 
-    Introduced ("me llamo X") or greeted ("gracias, X", "X here"): yes. Holding a product word
-    or a digit ("Roomba Combo", "Air Max 90"): no. Otherwise a known name, or two capitalised
-    words ("Leilani Lindqvist"); a lone unknown word ("Levi's", "Vivo") is not enough.
+    Introduced ("me llamo X") or greeted ("gracias, X", "X here"): yes, unless it is a brand
+    ("Gracias, Amazon") or a common word ("Gracias. Mañana..."). Holding a product word or a
+    digit ("Roomba Combo", "Air Max 90"), or next to a product noun or a model number
+    ("aspiradora Dyson", "Redmi Note 13"): no. Otherwise a known name, or two capitalised words
+    ("Leilani Lindqvist"); a lone unknown word ("Levi's", "Vivo") is not enough.
     """
     if any(s < end and start < e for s, e in introduced_names(text)):
         return True
+    words = [w.strip(".,;:!?¡¿()'\"") for w in text[start:end].split()]
+    if all(w in NOT_NAMES for w in words) or any(is_brand(w) for w in words):
+        return False
+    if any(s < end and start < e for s, e in brand_phrases(text)):
+        return False  # "Ralph Lauren", "Massimo Dutti": brands made of people's names
     if _CUE_BEFORE.search(text[max(0, start - 20) : start]) or _CUE_AFTER.match(text[end:]):
         return True
-    words = [w.strip(".,;:!?¡¿()'\"") for w in text[start:end].split()]
     if any(w.casefold() in _PRODUCT_WORDS or any(c.isdigit() for c in w) for w in words):
         return False
+    before = text[:start].split()
+    if before and before[-1].casefold() in _PRODUCT_NOUNS:
+        return False  # "aspiradora Dyson", "zapatillas Adidas Ultraboost"
+    after = text[end:].split(maxsplit=1)
+    if after and after[0].strip(".,;:!?").casefold() in _PRODUCT_NOUNS:
+        return False  # "the Vega smartwatch", "Lumen headphones"
+    if _MODEL_AFTER.match(text[end:]):
+        return False  # a model number follows: "Redmi Note 13", "Forerunner 265", "Era 100"
     if any(is_known(w) for w in words):
         return True
     return sum(w[:1].isupper() for w in words) >= 2

@@ -66,3 +66,52 @@ def is_known(word: str) -> bool:
     """Whether ``word`` is a common given name or surname (any case)."""
     key = word.strip(".,;:!?¡¿()\"'").casefold()
     return key in GIVEN or key in SURNAMES
+
+
+# Brands, product lines and couriers a shop's customers write with capitals, which a NER model
+# often takes for people ("Tommy Hilfiger", "Xiaomi Redmi Note 13", "Garmin Forerunner",
+# "hablé con Correos"). A guessed name holding one of these words is not redacted unless a phrase
+# introduces it ("me llamo ..."). Only words that are nobody's common given name or surname are
+# listed alone; brands made of people's names are in BRAND_PHRASES.
+BRAND_WORDS = frozenset(
+    """
+    apple iphone ipad ipod airpods macbook imac samsung galaxy xiaomi redmi poco huawei oppo
+    realme oneplus motorola nokia xperia playstation xbox nintendo switch bose jbl sonos beats
+    sennheiser garmin forerunner fitbit amazfit suunto kindle paperwhite alexa amazon google
+    pixel chromecast microsoft lenovo thinkpad ideapad pavilion elitebook omen dell xps
+    inspiron alienware asus zenbook vivobook acer aspire msi lg philips dyson roomba irobot
+    cecotec conga rowenta tefal moulinex krups delonghi de'longhi nespresso thermomix braun
+    oral-b gillette nike adidas puma reebok asics converse vans levi's levis zara dutti bershka
+    stradivarius oysho uniqlo primark hilfiger lacoste ray-ban rayban oakley swatch casio
+    tissot seiko gopro canon nikon fujifilm panasonic logitech razer corsair ikea decathlon
+    quechua cosori ultraboost magnifica quietcomfort tp-link netgear
+    correos seur mrw dhl ups fedex gls nacex tipsa estafeta glovo ebay aliexpress paypal bizum
+    klarna visa mastercard nubo afina whatsapp instagram facebook tiktok youtube spotify netflix
+    movistar vodafone yoigo jazztel telcel bbva santander caixabank bankinter sabadell unicaja
+    banamex banorte bancolombia davivienda nequi mercadopago oxxo walmart carrefour mediamarkt
+    """.split()
+)
+BRAND_PHRASES = (
+    "ralph lauren", "calvin klein", "stan smith", "tommy jeans", "massimo dutti",
+    "victoria's secret", "hugo boss", "michael kors", "emma original", "dolce gusto", "air max",
+    "air jordan", "jordan 1", "oral b", "marc jacobs", "louis vuitton", "yves saint laurent",
+    "carolina herrera", "adolfo dominguez", "adolfo domínguez", "el corte inglés",
+    "el corte ingles", "mercado libre", "mercado pago",
+)  # fmt: skip
+
+
+def is_brand(word: str) -> bool:
+    """Whether ``word`` is a brand, product line or courier name (any case)."""
+    return word.strip(".,;:!?¡¿()\"'").casefold() in BRAND_WORDS
+
+
+def brand_phrases(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` names a brand made of people's names ("Ralph Lauren", "Massimo Dutti")."""
+    low = text.casefold()
+    found = []
+    for phrase in BRAND_PHRASES:
+        at = low.find(phrase)
+        while at >= 0:
+            found.append((at, at + len(phrase)))
+            at = low.find(phrase, at + 1)
+    return found

@@ -17,7 +17,7 @@ import re
 import string
 from pathlib import Path
 
-from tests.data.pii.templates import EN, ES
+from tests.data.pii.templates import DEV_EN, DEV_ES, EN, ES
 
 HERE = Path(__file__).resolve().parent
 PER_TEMPLATE = 3
@@ -94,6 +94,25 @@ PRODUCTS = {
            "aspiradora Dyson V15", "Samsung Galaxy A55", "freidora Cosori", "Kindle Paperwhite",
            "portátil HP Pavilion", "auriculares Sony WH-1000XM5", "robot Roomba Combo",
            "colchón Emma Original", "Nintendo Switch OLED"],
+}  # fmt: skip
+# more values for the dev-only extension (DEV_EN, DEV_ES): brands and product lines that read
+# like people's names, and address shapes of Spain, Mexico, Argentina and Colombia
+MORE_PRODUCTS = {
+    "en": ["Google Pixel 8", "Bose QuietComfort Ultra", "Fitbit Charge 6", "Xiaomi Redmi Note 13",
+           "Garmin Forerunner 265", "Tommy Hilfiger polo", "Ray-Ban Wayfarer",
+           "Ralph Lauren shirt"],
+    "es": ["Xiaomi Redmi Note 13", "Google Pixel 8", "Huawei Watch GT 4", "Bose QuietComfort",
+           "Cecotec Conga", "Thermomix TM6", "Tommy Hilfiger", "Garmin Forerunner",
+           "Oral-B Pro 3", "Rowenta Silence Force", "Massimo Dutti", "Sonos Era 100"],
+}  # fmt: skip
+MORE_STREETS = {
+    "en": ["{n} Park Avenue, Apt 12C, New York, NY 10016",
+           "Flat 3, {n} Queen's Road, Brighton BN1 3XE"],
+    "es": ["C/ Mayor nº {n}, 2º izda., CP 28013 Madrid",
+           "Avda. Diagonal {n}, 5º 2ª, 08017 Barcelona",
+           "Calle de Toledo, {n}, bajo B, 28005 Madrid", "Av. Corrientes {n}, piso 5, C1043 CABA",
+           "Calle 5 de Mayo {n}, Col. Centro, 06000 CDMX", "Carrera 7 # {n}-21, Bogotá",
+           "Paseo de la Castellana nº {n}, CP 28046 Madrid"],
 }  # fmt: skip
 PRICES = {
     "en": ["$49.99", "$1,299.00", "£35", "$12.50", "€89.90", "USD 249"],
@@ -227,8 +246,17 @@ def email(rng: random.Random, first: str, last: str) -> str:
     return f"{user}@{domain}"
 
 
-def fill(template: str, lang: str, rng: random.Random) -> dict:
-    """One message from a template: its text, the personal-data spans and the spans to keep."""
+def fill(
+    template: str,
+    lang: str,
+    rng: random.Random,
+    extra: dict[str, dict[str, list[str]]] | None = None,
+) -> dict:
+    """One message from a template: its text, the personal-data spans and the spans to keep.
+
+    ``extra``: slot -> language -> the values to draw from instead of the usual lists.
+    """
+    lists = {"PRODUCT": PRODUCTS, "ADDRESS": STREETS, **(extra or {})}
     first, last = rng.choice(FIRST[lang]), rng.choice(LAST[lang])
     if rng.random() < 0.25:
         first, last = rng.choice(RARE_FIRST), rng.choice(RARE_LAST)
@@ -238,8 +266,8 @@ def fill(template: str, lang: str, rng: random.Random) -> dict:
         "ES_NIE": nie(rng), "US_SSN": ssn(rng), "AR_CUIT": cuit(rng), "MX_CURP": curp(rng),
         "MX_RFC": rfc(rng), "CARD_EXPIRY": f"{rng.randint(1, 12):02d}/{rng.randint(26, 31)}",
         "CARD_CVV": _digits(rng, 3),
-        "ADDRESS": rng.choice(STREETS[lang]).format(n=rng.randint(1, 240)),
-        "PRODUCT": rng.choice(PRODUCTS[lang]), "PRICE": rng.choice(PRICES[lang]),
+        "ADDRESS": rng.choice(lists["ADDRESS"][lang]).format(n=rng.randint(1, 240)),
+        "PRODUCT": rng.choice(lists["PRODUCT"][lang]), "PRICE": rng.choice(PRICES[lang]),
         "DATE": rng.choice(DATES[lang]), "ORDER": order(rng),
     }  # fmt: skip
     text, spans, keep, at = "", [], [], 0
@@ -266,6 +294,18 @@ def build() -> list[dict]:
             for k in range(PER_TEMPLATE):
                 item = fill(template, lang, rng)
                 out.append({"id": f"{lang}-{t:03d}-{k}", "lang": lang, "split": split, **item})
+    # the dev-only extension: its own generator and value lists, so the rows above (and the
+    # test split) come out exactly as before
+    rng = random.Random(1616)
+    extra = {
+        "PRODUCT": {k: PRODUCTS[k] + MORE_PRODUCTS[k] for k in PRODUCTS},
+        "ADDRESS": {k: STREETS[k] + MORE_STREETS[k] for k in STREETS},
+    }
+    for lang, templates in (("en", DEV_EN), ("es", DEV_ES)):
+        for t, template in enumerate(templates):
+            for k in range(PER_TEMPLATE):
+                item = fill(template, lang, rng, extra)
+                out.append({"id": f"{lang}-x{t:02d}-{k}", "lang": lang, "split": "dev", **item})
     return out
 
 

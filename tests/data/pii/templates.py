@@ -123,3 +123,48 @@ ES = [
     "{PRODUCT} dejó de cargar a la semana, pagué {PRICE}.",
     "Mi número de la seguridad social en EE. UU. es {US_SSN}.",
 ]
+
+# Dev-only extension (issue 16, second round): the first dev split no longer showed any error,
+# so these were written to tune the Spanish rules on: sign-offs, honorifics, relatives and
+# colleagues named in passing, names in form-like lines, agents' names, product and brand names
+# at the start of a sentence, and more address shapes. Every one of them is `dev`.
+DEV_EN = [
+    "Sincerely,\n{NAME}",
+    "Kind regards, {NAME} (customer since 2019)",
+    "The parcel is for {NAME}, who lives at {ADDRESS}.",
+    "My partner {NAME} ordered the {PRODUCT} with their account.",
+    "Mrs. {NAME} will call about order {ORDER} tomorrow.",
+    "Best, {FIRST}",
+    "I chatted with {FIRST} yesterday and was promised the {PRODUCT} by {DATE}.",
+    "Customer: {NAME} | Phone: {PHONE} | Order: {ORDER}",
+    "{PRODUCT} arrived on {DATE}, great job!",
+    "I'm writing on behalf of {NAME} about order {ORDER}.",
+    "Please leave it with my neighbour {NAME} if nobody answers.",
+    "Does the {PRODUCT} work with the {PRODUCT}? Order {ORDER}.",
+]
+DEV_ES = [
+    "Atentamente,\n{NAME}",
+    "Saludos cordiales, {NAME}. Quedo a la espera.",
+    "Un abrazo y gracias por todo, {FIRST}",
+    "El paquete es para {NAME}, que vive en {ADDRESS}.",
+    "Mi marido {NAME} hizo el pedido {ORDER} con su cuenta.",
+    "La Sra. {NAME} llamará mañana por el pedido {ORDER}.",
+    "Don {NAME} no ha recibido {PRODUCT}, pedido {ORDER}.",
+    "Le saluda atentamente {NAME}, cliente desde hace años.",
+    "Nueva dirección de envío: {ADDRESS}. Gracias.",
+    "Quiero {PRODUCT} en color negro, ¿llegaría {DATE}?",
+    "{PRODUCT} es para mi sobrina {FIRST}, ¿lo podéis envolver?",
+    "Gracias {FIRST}, muy amable. {PRODUCT} ya funciona.",
+    "Cliente: {NAME} | Tel: {PHONE} | Pedido: {ORDER}",
+    "Soy la madre de {NAME}, que hizo el pedido {ORDER} por {PRICE}.",
+    "Preguntad por {NAME} en recepción, la dirección es {ADDRESS}.",
+    "Ayer hablé por el chat con {FIRST} y me dijo que {PRODUCT} llegaba {DATE}.",
+    "Necesito la factura a nombre de la empresa; contacto: {NAME}, {EMAIL}.",
+    "Si no estoy, dejadlo con mi vecina {NAME}, en el 3º B.",
+    "Buenas tardes, {FIRST}: ya he hecho la devolución de {PRODUCT}.",
+    "Le escribo de parte de {NAME} por el pedido {ORDER}.",
+    "Mi pareja {NAME} tiene el móvil {PHONE}, llamadle a él.",
+    "Me atendió {FIRST} por teléfono y quedó en reembolsarme {PRICE}.",
+    "{PRODUCT} y {PRODUCT} en el mismo pedido {ORDER}, ¿se puede?",
+    "Destinatario: {NAME}. Dirección: {ADDRESS}.",
+]

@@ -1,0 +1,157 @@
+"""``python -m tests.load``: drive chat sessions against Afina and print figures and targets.
+
+Examples (each bounded by --messages and --max-seconds):
+  python -m tests.load --sessions 100 --interval 2 --messages 30           # open loop
+  python -m tests.load --sessions 25 --messages 30                         # closed loop
+  python -m tests.load --workers 2 --nginx --postgres --sessions 25        # scale-out
+  python -m tests.load --url http://host:8000 --username a --password ...  # a running server
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from contextlib import nullcontext
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+
+from tests.load import driver, figures
+from tests.load.dbcheck import check
+from tests.load.servers import running, throwaway_postgres
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="python -m tests.load", description=__doc__.split("\n")[0])
+    p.add_argument("--sessions", type=int, default=100)
+    p.add_argument("--messages", type=int, default=30, help="per session")
+    p.add_argument("--interval", type=float, help="open loop: seconds between a session's messages")
+    p.add_argument("--closed", action="store_true", help="also (or only) run closed loop")
+    p.add_argument("--max-seconds", type=float, default=300, help="stop sending after this")
+    p.add_argument("--turn-timeout", type=float, default=60, help="an answer later is lost")
+    p.add_argument("--polling", action="store_true", help="start on long-polling, as browsers")
+    p.add_argument("--url", help="a running server (default: start one)")
+    p.add_argument("--username", help="with --url: the user every session logs in as")
+    p.add_argument("--password", default=os.environ.get("AFINA_LOAD_PASSWORD"))
+    p.add_argument("--database-url", help="check the stored turns in this database")
+    p.add_argument("--postgres", action="store_true", help="own server on a throwaway database")
+    p.add_argument("--workers", default="1", help="own server: e.g. 2, or 1,2 to compare")
+    p.add_argument("--nginx", action="store_true", help="own server: nginx in front")
+    p.add_argument("--home", type=Path, help="own server's folder (kept; reuses its index)")
+    p.add_argument("--kb", help="own server: knowledge base to index (default: the bundled one)")
+    args = p.parse_args(argv)
+    if args.url and not (args.username and args.password):
+        p.error("--url needs --username and --password (or AFINA_LOAD_PASSWORD)")
+    return args
+
+
+def plans(args: argparse.Namespace, url: str, users: list[tuple[str, str]]):
+    """The runs asked for: open loop when --interval is given, closed loop with --closed or
+    when no interval is given."""
+    common = dict(
+        url=url,
+        sessions=args.sessions,
+        messages=args.messages,
+        max_seconds=args.max_seconds,
+        users=users,
+        websocket=not args.polling,
+        turn_timeout_s=args.turn_timeout,
+    )
+    if args.interval:
+        yield "open", driver.Plan(interval_s=args.interval, **common)
+    if args.closed or not args.interval:
+        yield "closed", driver.Plan(interval_s=None, **common)
+
+
+async def measure(mode: str, plan: driver.Plan, pids_of, database_url: str | None):
+    """One run: drive, sample memory, check the database; the figures."""
+    async with figures.MemorySampler(pids_of) as memory:
+        outcome = await driver.run(plan)
+    summary = figures.summarize(mode, plan.sessions, outcome, memory)
+    stored = await asyncio.to_thread(check, database_url, outcome.turns) if database_url else None
+    return summary, stored
+
+
+def report(label: str, summary: figures.Figures, stored) -> bool:
+    """Print one run's table and verdicts; whether every target was met."""
+    print(f"\n== {label} ==")
+    print(figures.table(summary, stored))
+    verdicts = figures.verdicts(summary, stored)
+    for name, met in verdicts:
+        print(f"  [{'met' if met else 'NOT met'}] {name}")
+    if stored is not None:
+        for line in stored.missing[:10]:
+            print(f"  ! {line}")
+    return all(met for _, met in verdicts)
+
+
+def listening_pids(url: str) -> list[int]:
+    """The process serving ``url`` on this machine and its children (memory figures); none
+    when it runs elsewhere or cannot be seen."""
+    import psutil
+
+    port = urlsplit(url).port or 80
+    try:
+        found = [c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.pid]
+        process = psutil.Process(found[0])
+        return [process.pid, *(c.pid for c in process.children(recursive=True))]
+    except (psutil.Error, IndexError):
+        return []
+
+
+def against_url(args: argparse.Namespace) -> bool:
+    """Load a server someone else started."""
+    ok = True
+    users = [(args.username, args.password)]
+    pids = listening_pids(args.url)
+    for mode, plan in plans(args, args.url.rstrip("/"), users):
+        summary, stored = asyncio.run(measure(mode, plan, lambda: pids, args.database_url))
+        ok &= report(f"{mode} loop against {args.url}", summary, stored)
+    return ok
+
+
+def own_servers(args: argparse.Namespace) -> bool:
+    """Start the server (per --workers choice), load it, stop it."""
+    ok = True
+    env = {"AFINA_RETRIEVAL_KB_PATH": args.kb} if args.kb else {}
+    for workers in (int(w) for w in str(args.workers).split(",")):
+        folder_cm = nullcontext(str(args.home)) if args.home else tempfile.TemporaryDirectory()
+        with folder_cm as name, throwaway_postgres() if args.postgres else nullcontext() as pg:
+            folder = Path(name)
+            folder.mkdir(parents=True, exist_ok=True)
+            database_url = pg or args.database_url or f"sqlite:///{folder / 'var' / 'afina.db'}"
+            with running(
+                folder,
+                database_url,
+                workers=workers,
+                nginx=args.nginx,
+                users=args.sessions,
+                env=env,
+            ) as (server, users):
+                for mode, plan in plans(args, server.url, users):
+                    summary, stored = asyncio.run(measure(mode, plan, server.pids, database_url))
+                    where = f"{workers} worker(s){' behind nginx' if args.nginx else ''}"
+                    label = f"{mode} loop, {where}, {make_url(database_url).get_backend_name()}"
+                    ok &= report(label, summary, stored)
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run; exit 0 when every target was met, 1 otherwise."""
+    args = arguments(argv)
+    print(
+        f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, CPUs: "
+        f"{os.cpu_count()} (figures on a shared machine are noisy)"
+    )
+    ok = against_url(args) if args.url else own_servers(args)
+    print("\nall targets met" if ok else "\nsome targets NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Figures of a load run: latency percentiles, throughput, memory over time, and the targets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tests.load.dbcheck import Stored
+from tests.load.driver import Outcome
+
+# Issue 15's targets on a 2-CPU machine, retrieval backend.
+TARGET_SESSIONS, TARGET_INTERVAL_S, TARGET_P95_S = 100, 2.0, 1.0
+BASELINE_TURNS_S, TARGET_FACTOR = 22.0, 3.0
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (nearest rank) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+class MemorySampler:
+    """RSS of the server's processes (parent and workers), sampled every ``every_s``."""
+
+    def __init__(self, pids_of, every_s: float = 1.0):
+        self._pids_of, self.every_s = pids_of, every_s
+        self.samples: list[tuple[float, float]] = []  # (seconds, MiB)
+        self._task: asyncio.Task | None = None
+
+    def sample(self) -> float | None:
+        """Total RSS in MiB now (None when no process is known)."""
+        import psutil
+
+        total = 0
+        for pid in self._pids_of():
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                continue
+        return total / 2**20 if total else None
+
+    async def __aenter__(self) -> MemorySampler:
+        start = time.perf_counter()
+
+        async def loop() -> None:
+            while True:
+                if (mib := self.sample()) is not None:
+                    self.samples.append((time.perf_counter() - start, mib))
+                await asyncio.sleep(self.every_s)
+
+        self._task = asyncio.create_task(loop())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if (mib := self.sample()) is not None:
+            self.samples.append((self.samples[-1][0] if self.samples else 0.0, mib))
+
+
+@dataclass
+class Figures:
+    """One run, summed up."""
+
+    mode: str
+    sessions: int
+    turns: int
+    answered: int
+    lost: int
+    resent: int
+    seconds: float
+    turns_per_s: float
+    latency: dict[str, float | None] = field(default_factory=dict)
+    ttft: dict[str, float | None] = field(default_factory=dict)
+    lost_reasons: Counter = field(default_factory=Counter)
+    late_p95_s: float | None = None
+    memory_mib: tuple[float, float, float] | None = None  # start, peak, end
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def summarize(mode: str, sessions: int, outcome: Outcome, memory: MemorySampler) -> Figures:
+    """Percentiles over answered turns; throughput = answered turns / driving time."""
+    answered = [t for t in outcome.turns if not t.lost]
+    lat = [t.latency_s for t in answered if t.latency_s is not None]
+    ttft = [t.ttft_s for t in answered if t.ttft_s is not None]
+    rss = [m for _, m in memory.samples]
+    return Figures(
+        mode=mode,
+        sessions=sessions,
+        turns=len(outcome.turns),
+        answered=len(answered),
+        lost=len(outcome.turns) - len(answered),
+        resent=sum(t.resent for t in outcome.turns),
+        seconds=outcome.seconds,
+        turns_per_s=len(answered) / outcome.seconds if outcome.seconds else 0.0,
+        latency={f"p{q}": percentile(lat, q) for q in (50, 95, 99)},
+        ttft={f"p{q}": percentile(ttft, q) for q in (50, 95, 99)},
+        lost_reasons=Counter(t.lost for t in outcome.turns if t.lost),
+        late_p95_s=percentile([t.late_s for t in outcome.turns], 95),
+        memory_mib=(rss[0], max(rss), rss[-1]) if rss else None,
+        load_average=os.getloadavg(),
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f} ms"
+
+
+def table(figures: Figures, stored: Stored | None) -> str:
+    """The run's figures as a plain-text table."""
+    f = figures
+    rows = [
+        ("mode", f"{f.mode}, {f.sessions} sessions"),
+        ("turns answered / sent", f"{f.answered} / {f.turns} ({f.resent} re-sent)"),
+        ("lost turns", f"{f.lost} {dict(f.lost_reasons) if f.lost else ''}".strip()),
+        ("throughput", f"{f.turns_per_s:.1f} turns/s over {f.seconds:.0f} s"),
+        ("turn latency p50/p95/p99", " / ".join(_ms(v) for v in f.latency.values())),
+        ("first token p50/p95/p99", " / ".join(_ms(v) for v in f.ttft.values())),
+        ("sent late (open loop) p95", _ms(f.late_p95_s)),
+        (
+            "server RSS start/peak/end",
+            " / ".join(f"{m:.0f} MiB" for m in f.memory_mib) if f.memory_mib else "-",
+        ),
+        ("load average (1/5/15 min)", " ".join(f"{x:.2f}" for x in f.load_average)),
+    ]
+    if stored is not None:
+        rows += [
+            ("questions stored / sent", f"{stored.questions_stored} / {stored.questions_sent}"),
+            ("answers stored / shown", f"{stored.answers_stored} / {stored.answers_shown}"),
+            ("conversations", str(stored.conversations)),
+            ("lost turns' questions", _lost(stored)),
+        ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _lost(stored: Stored) -> str:
+    if not stored.lost:
+        return "-"
+    parts = ", ".join(f"{n} {status}" for status, n in stored.lost_status.items())
+    return f"{stored.lost_stored} of {stored.lost} stored ({parts or 'none'})"
+
+
+def verdicts(figures: Figures, stored: Stored | None) -> list[tuple[str, bool]]:
+    """The targets this run speaks to, each met or not."""
+    f, out = figures, []
+    if f.mode == "open":
+        p95 = f.latency.get("p95")
+        out.append(
+            (
+                f"{TARGET_SESSIONS} sessions, a message every {TARGET_INTERVAL_S:g} s",
+                f.sessions >= TARGET_SESSIONS,
+            )
+        )
+        out.append((f"p95 turn latency < {TARGET_P95_S:g} s", p95 is not None and p95 < 1.0))
+    else:
+        goal = BASELINE_TURNS_S * TARGET_FACTOR
+        out.append((f"closed-loop throughput >= {goal:.0f} turns/s", f.turns_per_s >= goal))
+    out.append(("0 lost turns", f.lost == 0))
+    if stored is not None:
+        out.append(("every answered turn stored with its answer", stored.complete))
+    return out
