@@ -137,9 +137,8 @@ class BackendPool:
         per turn, so an admin's switch (or config change) reaches every process at its next
         turn; a backend is built only when its name or config is new."""
         if name is None:
-            name = store.get_setting(session=session, key=ACTIVE_BACKEND) or DEFAULT_BACKEND
-        record = store.get_backend(session=session, name=name)
-        kind, own = record.kind, dict(record.config or {})
+            name = store.setting_value(session=session, key=ACTIVE_BACKEND) or DEFAULT_BACKEND
+        kind, own = store.backend_kind_config(session=session, name=name)
         config = {**kind_defaults(self.settings, kind), **own}
         digest = registry.config_hash(kind, config)
         key = (name, digest)

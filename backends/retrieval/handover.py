@@ -33,9 +33,14 @@ class Point:
 class Scored:
     """One question under one index: its best score and, per threshold, whether it is right."""
 
-    score: float  # the best entry's score (the reply hands over below the threshold)
+    score: float  # the best entry's score
     right: bool  # in scope and the answering entry is the labelled one
     in_scope: bool
+    second: float = 0.0  # the runner-up entry's score
+
+    def confidence(self, weight: float) -> float:
+        """The best score plus ``weight`` x its lead over the runner-up (hand-over below it)."""
+        return self.score + weight * (self.score - self.second)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Calibration:
     index_version: str
     model: str
     dev: dict[str, Any]  # counts and figures on the questions it was chosen on
+    margin_weight: float = 0.0  # confidence = best + weight x (best - runner-up)
     sources: list[dict[str, str]] = field(default_factory=list)  # question files (path, sha256)
     created_at: str = ""
 
@@ -68,21 +74,16 @@ def choose_threshold(oos_scores: Sequence[float], target: float) -> float:
     return float(ordered[k - 1]) + 1e-6
 
 
-def point(threshold: float, scored: Sequence[Scored]) -> Point:
-    """What ``threshold`` does on ``scored`` questions."""
-    inside = [s for s in scored if s.in_scope]
-    outside = [s for s in scored if not s.in_scope]
+def point(threshold: float, scored: Sequence[Scored], weight: float = 0.0) -> Point:
+    """What ``threshold`` does on ``scored`` questions (confidence with margin ``weight``)."""
+    inside = [s.confidence(weight) >= threshold for s in scored if s.in_scope]
+    right = [s.right for s in scored if s.in_scope]
     return Point(
         threshold=threshold,
-        oos_recall=_share(s.score < threshold for s in outside),
-        answered_right=_share(s.right and s.score >= threshold for s in inside),
-        handed_over=_share(s.score < threshold for s in inside),
+        oos_recall=_share(s.confidence(weight) < threshold for s in scored if not s.in_scope),
+        answered_right=_share(a and r for a, r in zip(inside, right, strict=True)),
+        handed_over=_share(not a for a in inside),
     )
-
-
-def curve(scored: Sequence[Scored], thresholds: Sequence[float]) -> list[Point]:
-    """``point`` at each of ``thresholds``."""
-    return [point(t, scored) for t in thresholds]
 
 
 def _share(flags: Any) -> float:

@@ -146,10 +146,10 @@ class KnowledgeIndex:
             index.sparse = _sparse_rows(encode_sparse, [t for _, _, t in rows], keys, reuse_sparse)
         return index
 
-    def calibrated_threshold(self) -> float | None:
-        """The stored calibrated hand-over score, when it was made for this very index."""
+    def calibration(self) -> handover.Calibration | None:
+        """The stored hand-over calibration, when it was made for this very index."""
         cal = self.handover
-        return cal.threshold if cal and cal.holds_for(self.meta.version, self.meta.model) else None
+        return cal if cal and cal.holds_for(self.meta.version, self.meta.model) else None
 
     def row_sparse(self) -> dict[str, sparse.csr_matrix]:
         """Sparse rows by row content hash, to reuse on the next ingest (empty without them)."""

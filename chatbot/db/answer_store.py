@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from chatbot.db import store
 from chatbot.db.models import Conversation, Message, utcnow
 
 # status of an answer row written while its answer still streams; the error keeps it out of
@@ -38,20 +37,26 @@ def update_checkpoint(*, session: Session, message_id: str, content: str) -> Non
 
 
 def save_answer(
-    *, session: Session, conversation_id: str, fields: dict[str, Any], checkpointed: bool
+    *,
+    session: Session,
+    conversation_id: str,
+    fields: dict[str, Any],
+    checkpointed: bool,
+    locale: str | None = None,
 ) -> Message:
     """Store the finished (or cut) answer: the checkpointed row is updated in place (one row
-    per answer), else a row is added. ``checkpointed=False`` costs no read."""
+    per answer), else a row is added; the conversation is touched (and follows ``locale``).
+    ``checkpointed=False`` reads nothing: an INSERT and an UPDATE."""
     message = session.get(Message, fields["id"]) if checkpointed else None
     if message is None:
-        return store.add_message(
-            session=session, conversation_id=conversation_id, role="assistant", **fields
-        )
-    for key, value in fields.items():
-        setattr(message, key, value)
-    message.pii_version = None  # the text changed: detect personal data again
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is not None:
-        conversation.updated_at = utcnow()
-    session.flush()
+        message = Message(conversation_id=conversation_id, role="assistant", **fields)
+        session.add(message)
+    else:
+        for key, value in fields.items():
+            setattr(message, key, value)
+        message.pii_version = None  # the text changed: detect personal data again
+    touched: dict[str, Any] = {"updated_at": utcnow()} | ({"locale": locale} if locale else {})
+    session.execute(
+        update(Conversation).where(Conversation.id == conversation_id).values(**touched)
+    )  # flushes the answer first
     return message

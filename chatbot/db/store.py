@@ -121,9 +121,9 @@ def add_message(
     *, session: Session, conversation_id: str, role: str, content: str, **fields: Any
 ) -> Message:
     """Append a message (provenance columns as keyword fields) and touch the conversation."""
+    conversation = session.get(Conversation, conversation_id)  # before the add: one flush
     message = Message(conversation_id=conversation_id, role=role, content=content, **fields)
     session.add(message)
-    conversation = session.get(Conversation, conversation_id)
     if conversation is not None:
         conversation.updated_at = utcnow()
     session.flush()
@@ -150,6 +150,23 @@ def get_backend(*, session: Session, name: str) -> BackendRecord:
         names = ", ".join(b.name for b in list_backends(session=session)) or "none"
         raise NotFoundError(f"no backend named {name!r}; registered: {names}")
     return record
+
+
+def backend_kind_config(*, session: Session, name: str) -> tuple[str, dict[str, Any]]:
+    """(kind, config) of the registered backend ``name`` (plain rows, no ORM objects: read
+    on every turn), or ``NotFoundError`` listing the registered ones."""
+    query = select(BackendRecord.kind, BackendRecord.config).where(BackendRecord.name == name)
+    row = session.execute(query).first()
+    if row is None:
+        get_backend(session=session, name=name)  # raises, naming the registered backends
+    assert row is not None
+    return row.kind, dict(row.config or {})
+
+
+def setting_value(*, session: Session, key: str, default: Any = None) -> Any:
+    """``get_setting`` as a plain read (no ORM object: read on every turn)."""
+    value = session.scalar(select(AppSetting.value).where(AppSetting.key == key))
+    return default if value is None else value
 
 
 def list_backends(*, session: Session) -> list[BackendRecord]:

@@ -48,9 +48,10 @@ def print_report(label: str, r: GroupReport) -> None:
         f"test {r.test_counts[0]} + {r.test_counts[1]}"
     )
     print(f"  configured {r.configured:.3f}: test {_point(r.test_configured)}")
-    print(f"  calibrated {r.threshold:.3f} (dev {_point(r.dev)})")
+    print(f"  calibrated {r.threshold:.3f}, lead weight {r.margin_weight} (dev {_point(r.dev)})")
     print(f"             test {_point(r.test)}")
-    print("  curve (threshold -> test out-of-scope handed over, test in-scope answered right):")
+    print("  curve (threshold on the confidence -> test out-of-scope handed over, test in-scope")
+    print("  answered right):")
     for dev, test in r.curve:
         if test is not None and 0.0 < test.oos_recall and test.answered_right > 0.05:
             print(f"    {dev.threshold:.2f} -> {test.oos_recall:6.1%}  {test.answered_right:6.1%}")
@@ -72,9 +73,11 @@ def run(quick: bool, tuned_en: str | None = None) -> None:
     print(f"load average {os.getloadavg()[0]:.2f} (2 vCPUs)")
     choices = {"default": Routes()}
     if tuned_en:
-        choices[f"tuned English ({Path(tuned_en).name})"] = Routes(
-            language_models={**Routes().language_models, "en": tuned_en}
-        )
+        name = Path(tuned_en).name
+        for label, spec in ((name, tuned_en), (f"{name} on ONNX int8", f"onnx:{tuned_en}")):
+            choices[f"tuned English ({label})"] = Routes(
+                language_models={**Routes().language_models, "en": spec}
+            )
     for label, routes in choices.items():
         with tempfile.TemporaryDirectory() as tmp:
             ingest(BUNDLED_KB, index_dir=Path(tmp) / "index", routes=routes, hnsw_min_rows=50_000)

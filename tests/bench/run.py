@@ -16,6 +16,7 @@ from backends.retrieval.index_set import Routes  # noqa: E402
 from chatbot.knowledge.ingest import ingest  # noqa: E402
 from tests.bench import (  # noqa: E402
     export,
+    fastpath,
     finetune,
     handover,
     languages,
@@ -47,6 +48,7 @@ def main() -> None:
             "tune",
             "security",
             "handover",
+            "fastpath",
         ],
         help="one group",
     )
@@ -81,6 +83,8 @@ def main() -> None:
         retrieval.run(args.quick)
     if args.only in (None, "languages"):
         languages.run(args.quick)
+    if args.only in (None, "fastpath"):
+        fastpath.run(args.quick)
     if args.only in (None, "handover"):
         handover.run(args.quick, args.handover_tuned_en)
     if args.only in (None, "turns"):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from backends import registry
 from backends.base import Backend, Conversation, ReplyMeta
@@ -26,6 +27,7 @@ class TimedRetrieval(Backend):
     """The real retrieval backend, timed from the inside so the service's share can be isolated."""
 
     kind = "timed-retrieval"
+    uses_history = RetrievalBackend.uses_history
 
     def __init__(self, config):
         self.inner = RetrievalBackend.from_config(config)
@@ -37,8 +39,33 @@ class TimedRetrieval(Backend):
         BACKEND_MS.append((time.perf_counter() - start) * 1000)
 
 
-async def measure(url: str, index_dir: Path, turns: int) -> tuple[list[float], list[float]]:
-    """(turn wall times, backend times) for ``turns`` turns on the database at ``url``."""
+def floor(engine: Engine, turns: int) -> list[float]:
+    """The least a turn can cost the database: two raw commits (an INSERT each) on a DBAPI
+    connection of ``engine`` (same driver and SQLite pragmas), per turn, in milliseconds."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("CREATE TABLE bench_floor (n INTEGER)")
+        raw.commit()
+        times = []
+        for n in range(turns):
+            start = time.perf_counter()
+            for _ in range(2):
+                cursor.execute(f"INSERT INTO bench_floor (n) VALUES ({n})")
+                raw.commit()
+            times.append((time.perf_counter() - start) * 1000)
+        cursor.execute("DROP TABLE bench_floor")
+        raw.commit()
+        return times
+    finally:
+        raw.close()
+
+
+async def measure(
+    url: str, index_dir: Path, turns: int
+) -> tuple[list[float], list[float], list[float]]:
+    """(turn wall times, backend times, floor times) for ``turns`` turns on the database at
+    ``url``; the floor (two raw commits) is measured right after, in the same process."""
     registry.KINDS[TimedRetrieval.kind] = TimedRetrieval
     with tempfile.TemporaryDirectory() as home:
         rt = Runtime.open(Settings(home=Path(home), database={"url": url}))
@@ -63,8 +90,9 @@ async def measure(url: str, index_dir: Path, turns: int) -> tuple[list[float], l
             ):
                 pass
             total.append((time.perf_counter() - start) * 1000)
+        least = floor(rt.engine, turns)
         await rt.aclose()
-    return total, list(BACKEND_MS)
+    return total, list(BACKEND_MS), least
 
 
 def run(index_dir: Path, turns: int, postgres_admin: str) -> None:
@@ -81,7 +109,7 @@ def run(index_dir: Path, turns: int, postgres_admin: str) -> None:
         for label, url in targets.items():
             with tempfile.TemporaryDirectory() as tmp:
                 url = url or f"sqlite:///{tmp}/bench.db"
-                total, backend = asyncio.run(measure(url, index_dir, turns))
+                total, backend, least = asyncio.run(measure(url, index_dir, turns))
             overhead = [t - b for t, b in zip(total, backend, strict=True)]
             print(f"turn   {label:<10} total    {summary(total)}")
             print(f"turn   {label:<10} backend  {summary(backend)}")
@@ -89,6 +117,12 @@ def run(index_dir: Path, turns: int, postgres_admin: str) -> None:
                 f"turn   {label:<10} overhead {summary(overhead)}   "
                 f"overhead/total (p50) {pct(overhead, 50) / pct(total, 50):.0%}"
             )
+            print(f"turn   {label:<10} floor    {summary(least)}   (two raw commits)")
+            print(
+                f"turn   {label:<10} overhead/floor  p50 {pct(overhead, 50) / pct(least, 50):.1f}x"
+                f"  p95 {pct(overhead, 95) / pct(least, 95):.1f}x   (goal: p95 within 3x)"
+            )
+        print(f"turn   load average {os.getloadavg()[0]:.2f} (figures are noisy when > 0.5)")
     finally:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))

@@ -140,12 +140,16 @@ def test_a_killed_worker_s_sessions_go_on_through_the_other_and_nothing_is_lost(
     assert stored.missing == []  # every answer a session was shown is stored
     _wait_healthy(f"http://127.0.0.1:{victim_port}")  # the supervisor restarted the worker
     time.sleep(GRACE_S + 2)  # the supervisor marks the dead worker's cut questions
+    outcomes = []
     with _sessions(server) as sessions, sessions() as session:
         for turn in lost:
             question = session.get(Message, turn.question_id)
             if question is None:
-                continue  # the worker died before storing it; the session asked again
+                outcomes.append("not stored")  # died before storing it; asked again
+                continue
+            outcomes.append(question.status or "answered")
             assert question.status == "interrupted" or _followed_by_an_answer(session, question)
+    print(f"{len(outcome.turns)} turns, {len(lost)} cut by the kill: {outcomes}")
 
 
 def _followed_by_an_answer(session, question: Message) -> bool:
