@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backends import registry
 from backends.base import Backend
-from chatbot.db import store
+from chatbot.db import history, store
+from chatbot.errors import NotAllowedError
 from chatbot.knowledge.tuning.registry import active_language_models
 from chatbot.settings import Settings
 
@@ -117,6 +118,18 @@ def stale_backends(*, session: Session, settings: Settings, base_url: str) -> li
             if config.get("base_url") != base_url:
                 stale.append(record.name)
     return stale
+
+
+def use_backend(*, session: Session, name: str, user_id: int | None = None) -> None:
+    """Make ``name`` the backend answering everyone's next message (an admin's switch in the
+    browser, ``afina backends use``). ``user_id`` is who switched, refused unless an enabled
+    admin; None is the operator at the command line."""
+    if user_id is not None:
+        user = history.get_user_by_id(session=session, user_id=user_id)
+        if user is None or user.disabled or user.role != "admin":
+            raise NotAllowedError("only admins switch the answering backend")
+    store.get_backend(session=session, name=name)  # NotFoundError names the registered ones
+    store.set_setting(session=session, key=ACTIVE_BACKEND, value=name, user_id=user_id)
 
 
 class BackendPool:

@@ -17,5 +17,9 @@ class NotFoundError(AfinaError):
     """A named thing (user, conversation, backend) does not exist."""
 
 
+class NotAllowedError(AfinaError):
+    """The user's role does not allow this (e.g. an agent switching the backend)."""
+
+
 class DatabaseUnavailable(AfinaError):
     """The database did not answer, even after a retry; the turn is kept to be written later."""

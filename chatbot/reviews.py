@@ -1,4 +1,4 @@
-"""Corrections and reviews of answers: the one writer behind the UI (ownership checked here)."""
+"""Ratings, corrections and reviews of answers: their one writer (ownership checked here)."""
 
 from __future__ import annotations
 
@@ -20,20 +20,48 @@ def correct(*, session: Session, message_id: str, user_id: int, text: str) -> Co
     Correcting again adds a newer correction, which replaces the earlier one everywhere (the
     latest one is shown and exported). ``NotFoundError`` for another user's answer, as for a
     missing one: nobody learns that someone else's answer exists."""
-    try:
-        owner = history.message_owner_id(session=session, message_id=message_id)
-    except NotFoundError:
-        owner = None
-    if owner != user_id:
-        raise NotFoundError(
-            f"no answer {message_id!r} in your conversations: reopen the chat and try again"
-        )
+    _own_answer(session, message_id, user_id)
     correction = history.add_correction(
         session=session, message_id=message_id, user_id=user_id, content=text
     )
     # a new text needs a new review: an earlier approval or rejection was of another text
     review_queries.set_review(session=session, message_id=message_id, status=None, user_id=None)
     return correction
+
+
+def rate(
+    *, session: Session, run_step_id: str, user_id: int | None, value: int, comment: str | None
+) -> str:
+    """Rate (+1/-1, with a comment) the answer of the browser's run step ``run_step_id`` in one
+    of ``user_id``'s conversations; rating again replaces the rating. Returns the answer's id
+    (the browser's handle on the rating: unguessable, unlike a row number)."""
+    message = history.message_for_run_step(session=session, run_step_id=run_step_id)
+    history.upsert_feedback(
+        session=session,
+        message_id=message.id,
+        user_id=_own_answer(session, message.id, user_id),
+        value=1 if value == 1 else -1,
+        comment=comment or None,
+    )
+    return message.id
+
+
+def unrate(*, session: Session, message_id: str, user_id: int | None) -> None:
+    """Remove ``user_id``'s rating of an answer in one of their conversations."""
+    owner = _own_answer(session, message_id, user_id)
+    history.delete_feedback(session=session, message_id=message_id, user_id=owner)
+
+
+def _own_answer(session: Session, message_id: str, user_id: int | None) -> int:
+    """``user_id``, when it owns the conversation of ``message_id``; else ``NotFoundError``:
+    someone else's answer looks exactly like a missing one (no probing for ids)."""
+    try:
+        owner = history.message_owner_id(session=session, message_id=message_id)
+    except NotFoundError:
+        owner = None
+    if user_id is None or owner != user_id:
+        raise NotFoundError(f"no answer {message_id!r} of yours: reopen the chat and try again")
+    return user_id
 
 
 def latest_corrections(*, session: Session, message_ids: list[str]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backends.base import BackendError, Conversation, ReplyMeta, Turn
 from backends.language import detect_sure
+from chatbot import conversations
 from chatbot.backend_pool import BackendPool, ResolvedBackend
 from chatbot.batching import batched
 from chatbot.db import answer_store, recovery, store
@@ -116,7 +117,7 @@ class ChatService:
 
     def _start(self, user_id: int, locale: str, conversation_id: str | None) -> str:
         with self._sessions.begin() as session:
-            conversation = store.add_conversation(
+            conversation = conversations.start(
                 session=session, user_id=user_id, locale=locale, conversation_id=conversation_id
             )
             return conversation.id
@@ -364,7 +365,6 @@ class Reply:
         failure: BackendError | None = None
         chunks = self._chunks
         start = time.perf_counter()
-        self._next_checkpoint = start + service._chat.checkpoint_s
         try:
             if opened.problem is not None:
                 raise opened.problem
@@ -415,8 +415,10 @@ class Reply:
                 locale=view.locale,
             )
         async for chunk in batched(stream, chat.stream_batch_s):
-            if result.ttft_ms is None:
-                result.ttft_ms = (time.perf_counter() - start) * 1000
+            if result.ttft_ms is None:  # streaming starts; checkpoints once it lasts
+                now = time.perf_counter()
+                result.ttft_ms = (now - start) * 1000
+                self._next_checkpoint = now + chat.checkpoint_s
             chunks.append(chunk)
             yield chunk  # shown: from here on it is kept
             if chat.checkpoint_s and time.perf_counter() >= self._next_checkpoint:

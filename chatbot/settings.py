@@ -184,6 +184,9 @@ class TrainingSettings(BaseModel):
     # Conversations whose user side is at least this similar (cosine, retrieval embedder)
     # are kept in the same split.
     near_duplicate_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    # Processes that stage conversations during `afina export` (redaction, examples, checks):
+    # 0 = automatic (up to 2, only for exports of 20,000 conversations or more), 1 = none.
+    export_workers: int = Field(default=0, ge=0, le=64)
 
 
 class EvalSettings(BaseModel):

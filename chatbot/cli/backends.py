@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from backends import registry
-from chatbot.backend_pool import ACTIVE_BACKEND, LLM_KINDS, kind_defaults
+from chatbot.backend_pool import ACTIVE_BACKEND, LLM_KINDS, kind_defaults, use_backend
 from chatbot.cli.common import console, open_runtime
 from chatbot.db import store
 from chatbot.errors import InputError
@@ -52,8 +52,7 @@ def use(name: Annotated[str, typer.Argument(help="A registered backend")]) -> No
     """Make ``name`` the backend that answers every user's next message."""
     runtime = open_runtime()
     with runtime.sessions.begin() as session:
-        store.get_backend(session=session, name=name)
-        store.set_setting(session=session, key=ACTIVE_BACKEND, value=name)
+        use_backend(session=session, name=name)
     console.print(f"Active backend: {name}.")
 
 

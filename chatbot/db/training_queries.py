@@ -99,14 +99,29 @@ def conversation_filter(
     return conditions
 
 
+# a conversation as the export streams it before its messages: id, created_at, locale, pin
+ConversationKey = tuple[str, datetime, str, str | None]
+
+
 def iter_training_conversations(
     *, session: Session, conditions: list[Any], batch: int = 1000
 ) -> Iterator[StoredConversation]:
     """Conversations matching ``conditions`` in creation order, with their messages.
 
-    The conversations come from one query the database sorts once and streams (a server-side
-    cursor on PostgreSQL); their messages, ratings and corrections are read ``batch``
-    conversations at a time. Memory holds one batch, and the time grows linearly with size.
+    Read as ``iter_conversation_keys`` batches, each with ``conversations_of``: memory holds
+    one batch, and the time grows linearly with size.
+    """
+    for keys in iter_conversation_keys(session=session, conditions=conditions, batch=batch):
+        yield from conversations_of(session=session, keys=keys)
+
+
+def iter_conversation_keys(
+    *, session: Session, conditions: list[Any], batch: int = 1000
+) -> Iterator[list[ConversationKey]]:
+    """Keys of the conversations matching ``conditions`` in creation order, ``batch`` at a time.
+
+    One query the database sorts once and streams (a server-side cursor on PostgreSQL), so
+    the session can read each batch's messages while it is open.
     """
     query = (
         select(
@@ -119,20 +134,30 @@ def iter_training_conversations(
     connection = session.connection()
     if connection.dialect.name == "mysql":  # an unbuffered MySQL cursor blocks its connection
         with connection.engine.connect() as reader:
-            yield from _conversations(reader.execute(query), connection, batch)
+            yield from _partitions(reader.execute(query), batch)
     else:  # SQLite and PostgreSQL run the batch queries beside the open cursor
-        yield from _conversations(connection.execute(query), connection, batch)
+        yield from _partitions(connection.execute(query), batch)
 
 
-def _conversations(
-    rows: CursorResult[Any], connection: Connection, batch: int
-) -> Iterator[StoredConversation]:
-    """Conversations of streamed ``rows`` (id, created_at, locale, pinned), a batch at a time."""
+def _partitions(rows: CursorResult[Any], batch: int) -> Iterator[list[ConversationKey]]:
     with rows:
         for part in rows.partitions(batch):
-            messages = _messages_of(connection, [row[0] for row in part])
-            for cid, created_at, locale, pinned in part:
-                yield StoredConversation(cid, created_at, locale, pinned, messages.get(cid, ()))
+            yield [(cid, created_at, locale, pinned) for cid, created_at, locale, pinned in part]
+
+
+def count_conversations(*, session: Session, conditions: list[Any]) -> int:
+    """How many conversations match ``conditions``."""
+    query = select(func.count(Conversation.id)).where(*conditions)
+    return int(session.scalar(query) or 0)
+
+
+def conversations_of(*, session: Session, keys: list[ConversationKey]) -> list[StoredConversation]:
+    """The conversations ``keys`` with their messages, ratings and corrections (3 queries)."""
+    messages = _messages_of(session.connection(), [key[0] for key in keys])
+    return [
+        StoredConversation(cid, created_at, locale, pinned, messages.get(cid, ()))
+        for cid, created_at, locale, pinned in keys
+    ]
 
 
 def _messages_of(connection: Connection, ids: list[str]) -> dict[str, tuple[StoredMessage, ...]]:

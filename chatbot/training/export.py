@@ -14,15 +14,24 @@ are kept in memory.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatbot.db import store
-from chatbot.db.training_queries import iter_training_conversations
+from chatbot.db.training_queries import (
+    ConversationKey,
+    StoredConversation,
+    conversations_of,
+    count_conversations,
+    iter_conversation_keys,
+)
 from chatbot.errors import InputError
 from chatbot.settings import PiiSettings, TrainingSettings
 from chatbot.training.examples import (
@@ -70,6 +79,9 @@ class ExportOptions:
     price_per_million: float = 3.0
     # redacted messages (id, role, text) of the first conversations kept for a preview
     preview: int = 0
+    # processes that stage conversations: 0 = automatic (up to 2, for big exports only),
+    # 1 = this process only
+    workers: int = 0
 
     @classmethod
     def from_settings(cls, training: TrainingSettings, **overrides: Any) -> ExportOptions:
@@ -81,6 +93,7 @@ class ExportOptions:
             model=training.model,
             max_example_tokens=training.max_example_tokens,
             price_per_million=training.price_per_million_tokens,
+            workers=training.export_workers,
         )
         return replace(base, **overrides)
 
@@ -132,51 +145,154 @@ class _Collected:
     redacted_conversations: int = 0
     preview: list[tuple[str, str, str]] = field(default_factory=list)
 
+    def merge(self, other: _Collected, preview: int) -> None:
+        """Add a later batch's totals (its preview rows after this one's, up to ``preview``)."""
+        self.read += other.read
+        self.skipped.update(other.skipped)
+        self.staged.update(other.staged)
+        self.redactions.update(other.redactions)
+        self.redacted_conversations += other.redacted_conversations
+        self.preview += other.preview[: max(0, preview - len(self.preview))]
+
+
+@dataclass
+class _Batch:
+    """One batch of conversations staged: totals and (split, staged line) in order."""
+
+    totals: _Collected
+    lines: list[tuple[str, str]]
+
+
+class _Stager:
+    """Pass one's work on conversations: filters, redaction, examples, their JSON lines and
+    validation facts. Runs in the export's process, or in worker processes for big exports."""
+
+    def __init__(self, options: ExportOptions):
+        self.options = options
+        self.validator = Validator(options.max_example_tokens)
+
+    def batch(self, conversations: list[StoredConversation]) -> _Batch:
+        """Stage ``conversations``; a staged line is a JSON header ``[conversation id, user
+        text, [facts per example]]`` then each example's final JSON line, separated by tabs
+        (JSON text never holds a raw tab or newline)."""
+        totals = _Collected()
+        lines = []
+        for conversation in conversations:
+            staged = self._stage(conversation, totals)
+            if staged is not None:
+                lines.append(staged)
+        return _Batch(totals, lines)
+
+    def _stage(
+        self, conversation: StoredConversation, totals: _Collected
+    ) -> tuple[str, str] | None:
+        options = self.options
+        totals.read += 1
+        reason = keep_conversation(conversation, options.filters)
+        if reason:
+            totals.skipped[reason] += 1
+            return None
+        if options.redact:
+            redactor = Redactor()
+            conversation = redact_conversation(conversation, redactor)
+            totals.redactions.update(redactor.counts)
+            totals.redacted_conversations += bool(redactor.counts)
+        examples = build_examples(conversation, options.filters, options.examples)
+        if not examples:
+            totals.skipped["no_examples"] += 1
+            return None
+        if len(totals.preview) < options.preview:
+            totals.preview += [(m.id, m.role, m.content) for m in conversation.messages]
+            del totals.preview[options.preview :]
+        split = assign(conversation.id, conversation.pinned_split, options.plan)
+        totals.staged[split] += 1
+        facts = [self.validator.facts(example).to_json() for example in examples]
+        header = json.dumps([conversation.id, dedup_text(conversation), facts], ensure_ascii=False)
+        lines = [json.dumps(example, ensure_ascii=False) for example in examples]
+        return split, "\t".join([header, *lines]) + "\n"
+
+
+# conversations per batch read from the database and staged as one piece of work
+BATCH = 1000
+# exports of at least this many conversations stage them in worker processes (when allowed)
+PARALLEL_FROM = 20_000
+_worker: tuple[sessionmaker[Session], _Stager] | None = None
+
+
+def _start_worker(url: str, options: ExportOptions) -> None:
+    """In a worker process: its own database engine and stager."""
+    global _worker
+    from chatbot.db.session import make_engine, make_sessionmaker
+
+    _worker = (make_sessionmaker(make_engine(url)), _Stager(options))
+
+
+def _stage_in_worker(keys: list[ConversationKey]) -> _Batch:
+    """In a worker process: read one batch of conversations and stage it."""
+    assert _worker is not None, "worker not started"
+    sessions, stager = _worker
+    with sessions() as session:
+        conversations = conversations_of(session=session, keys=keys)
+    return stager.batch(conversations)
+
+
+def _workers(sessions: sessionmaker[Session], options: ExportOptions, session: Session) -> int:
+    """Worker processes for pass one: none for small exports or an in-memory database."""
+    wanted = options.workers or min(2, os.cpu_count() or 1)
+    engine = sessions.kw.get("bind")
+    url = getattr(engine, "url", None)
+    if wanted <= 1 or url is None or url.database in (None, "", ":memory:"):
+        return 0
+    if not options.workers:  # automatic: only where starting processes pays off
+        count = count_conversations(session=session, conditions=options.filters.sql())
+        if count < PARALLEL_FROM:
+            return 0
+    return wanted
+
+
+def _batches(
+    sessions: sessionmaker[Session], session: Session, options: ExportOptions
+) -> Iterator[_Batch]:
+    """Staged batches in conversation order, from this process or from worker processes."""
+    keys = iter_conversation_keys(session=session, conditions=options.filters.sql(), batch=BATCH)
+    workers = _workers(sessions, options, session)
+    if not workers:
+        stager = _Stager(options)
+        for batch in keys:
+            yield stager.batch(conversations_of(session=session, keys=batch))
+        return
+    url = sessions.kw["bind"].url.render_as_string(hide_password=False)
+    pool = ProcessPoolExecutor(
+        workers, get_context("spawn"), initializer=_start_worker, initargs=(url, options)
+    )
+    pending: deque[Future[_Batch]] = deque()
+    try:
+        for batch in keys:  # a few batches in flight: memory stays flat
+            pending.append(pool.submit(_stage_in_worker, batch))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
 
 def _collect(
-    session: Session,
+    sessions: sessionmaker[Session],
     options: ExportOptions,
     staging: Path,
     progress: Callable[[int], None],
-    validator: Validator,
 ) -> _Collected:
-    """Pass one: stream conversations into per-split staging files of redacted examples.
-
-    A staged line is a JSON header ``[conversation id, user text, [facts per example]]``
-    then each example's final JSON line, separated by tabs (JSON text never holds a raw tab
-    or newline).
-    """
+    """Pass one: stream conversations into per-split staging files of redacted examples."""
     totals = _Collected()
     outs = {s: (staging / f"{s}.jsonl").open("w", encoding="utf-8") for s in SPLITS}
     try:
-        rows = iter_training_conversations(session=session, conditions=options.filters.sql())
-        for conversation in rows:
-            totals.read += 1
-            progress(1)
-            reason = keep_conversation(conversation, options.filters)
-            if reason:
-                totals.skipped[reason] += 1
-                continue
-            if options.redact:
-                redactor = Redactor()
-                conversation = redact_conversation(conversation, redactor)
-                totals.redactions.update(redactor.counts)
-                totals.redacted_conversations += bool(redactor.counts)
-            examples = build_examples(conversation, options.filters, options.examples)
-            if not examples:
-                totals.skipped["no_examples"] += 1
-                continue
-            if len(totals.preview) < options.preview:
-                totals.preview += [(m.id, m.role, m.content) for m in conversation.messages]
-                del totals.preview[options.preview :]
-            split = assign(conversation.id, conversation.pinned_split, options.plan)
-            totals.staged[split] += 1
-            facts = [validator.facts(example).to_json() for example in examples]
-            header = json.dumps(
-                [conversation.id, dedup_text(conversation), facts], ensure_ascii=False
-            )
-            lines = [json.dumps(example, ensure_ascii=False) for example in examples]
-            outs[split].write("\t".join([header, *lines]) + "\n")
+        with sessions() as session:
+            for batch in _batches(sessions, session, options):
+                totals.merge(batch.totals, options.preview)
+                for split, line in batch.lines:
+                    outs[split].write(line)
+                progress(batch.totals.read)
     finally:
         for out in outs.values():
             out.close()
@@ -294,8 +410,7 @@ def run_export(
         detected = sum(backfill(sessions, pii, progress=pii_progress).detected.values())
     validator = Validator(options.max_example_tokens)
     with tempfile.TemporaryDirectory(prefix="afina-export-") as tmp:
-        with sessions() as session:
-            collected = _collect(session, options, Path(tmp), progress, validator)
+        collected = _collect(sessions, options, Path(tmp), progress)
         files = _outputs(out, options, collected.staged)
         dups, method = _duplicates(options, encode_factory, collected.staged)
         try:

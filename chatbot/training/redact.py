@@ -16,8 +16,6 @@ from collections.abc import Callable
 KINDS = ("SECRET", "EMAIL", "IBAN", "CARD", "IP", "PHONE")
 _DIGIT = re.compile(r"\d")
 _ASCII_DIGITS = b"0123456789"
-# literal parts one of which every API-key shape below holds (gh[pousr]_ holds "_")
-_KEY_HINTS = ("sk-", "_", "xox", "AKIA", "AIza", "eyJ")
 
 _URL_SECRET = re.compile(
     r"(?i)(?P<pre>[?&#;](?:access_token|refresh_token|id_token|token|api[_-]?key|apikey|key|"
@@ -38,6 +36,18 @@ _PHONE = re.compile(
     r"(?<![\w+])(?<!\d[ .\-])(?:(?:\+|00)\d(?:[ .\-()]{0,2}\d){7,14}"
     r"|\(?\d{2,4}\)?(?:[ .\-]{1,2}\(?\d{2,4}\)?){2,4})(?!\w)(?![ .\-]\d)"
 )
+
+
+def _may_hold_key(text: str) -> bool:
+    """Whether ``text`` holds a literal part of every API-key shape (gh[pousr]_ holds "_")."""
+    return (
+        "_" in text
+        or "sk-" in text
+        or "xox" in text
+        or "AKIA" in text
+        or "AIza" in text
+        or "eyJ" in text
+    )
 
 
 def luhn_ok(digits: str) -> bool:
@@ -168,10 +178,11 @@ class Redactor:
         if "://" in text or "=" in text:
             text = self._sub(_URL_USERINFO, "SECRET", text, lambda v: v)
             text = self._sub(_URL_SECRET, "SECRET", text, lambda v: v)
-        if any(hint in text for hint in _KEY_HINTS):
+        if _may_hold_key(text):
             text = self._sub(_API_KEY, "SECRET", text, lambda v: v)
         if "@" in text:
             text = self._sub(_EMAIL, "EMAIL", text, str.lower)
+        digits = -1  # not counted yet
         if _DIGIT.search(text):  # numbers of some kind
             digits = digit_count(text)
             if digits >= 2:  # an IBAN starts with 2 letters and 2 check digits
@@ -179,10 +190,12 @@ class Redactor:
             if digits >= 13:  # card numbers have 13-19 digits
                 text, digits = self._counted(_CARD, "CARD", text, _card, digits, shrink=True)
             if digits >= 4 and text.count(".") >= 3:
-                text = self._sub(_IPV4, "IP", text, _ip)
+                text, digits = self._counted(_IPV4, "IP", text, _ip, digits)
         if text.count(":") >= 2:
-            text = self._sub(_IPV6, "IP", text, _ip)
-        if _DIGIT.search(text) and digit_count(text) >= 9:  # phones have 9-15 digits
+            text, digits = self._counted(_IPV6, "IP", text, _ip, digits)
+        if digits < 0 and _DIGIT.search(text):
+            digits = digit_count(text)
+        if digits >= 9:  # phones have 9-15 digits
             text = self._sub(_PHONE, "PHONE", text, _phone)
         return text
 
@@ -195,6 +208,7 @@ class Redactor:
         digits: int,
         shrink: bool = False,
     ) -> tuple[str, int]:
-        """``_sub``, and the text's digit count again when something was replaced."""
+        """``_sub``, and the text's digit count again when something was replaced (-1 when
+        it was not counted)."""
         out = self._sub(pattern, kind, text, key, shrink)
-        return out, digits if out == text else digit_count(out)
+        return out, digits if out == text or digits < 0 else digit_count(out)

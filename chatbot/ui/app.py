@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
-import sys
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import chainlit as cl
@@ -18,14 +14,10 @@ from chainlit.types import ThreadDict
 from fastapi import Request, Response
 
 from chatbot import reviews
-from chatbot.backend_pool import ACTIVE_BACKEND
-from chatbot.db import history, store
-from chatbot.db.session import outage
-from chatbot.errors import DatabaseUnavailable, InputError, NotFoundError
-from chatbot.journal import describe
-from chatbot.runtime import Runtime
-from chatbot.service import TurnResult, clean_text
-from chatbot.ui import state
+from chatbot.backend_pool import ACTIVE_BACKEND, use_backend
+from chatbot.db import store
+from chatbot.errors import DatabaseUnavailable, InputError, NotAllowedError, NotFoundError
+from chatbot.ui import state, turns
 from chatbot.ui.auth import (
     LOGIN_ATTEMPT,
     LoginThrottle,
@@ -36,14 +28,7 @@ from chatbot.ui.auth import (
     session_user,
 )
 from chatbot.ui.datalayer import ASSISTANT, AfinaDataLayer, run_db
-from chatbot.ui.render import (
-    CORRECTION_ELEMENT,
-    answer_markdown,
-    backend_label,
-    correction_props,
-    fallback_notice,
-    retrieval_summary,
-)
+from chatbot.ui.render import backend_label
 from chatbot.ui.texts import locale_of, t
 
 log = logging.getLogger(__name__)
@@ -183,14 +168,9 @@ async def settings_update(settings: dict[str, Any]) -> None:
         return
     if not isinstance(name, str):
         return
-
-    def work(session):
-        store.get_backend(session=session, name=name)
-        store.set_setting(session=session, key=ACTIVE_BACKEND, value=name, user_id=user.id)
-
-    try:
-        await run_db(work, write=True)
-    except NotFoundError as exc:
+    try:  # chatbot.backend_pool checks the role again, as for the command line
+        await run_db(lambda s: use_backend(session=s, name=name, user_id=user.id), write=True)
+    except (NotFoundError, NotAllowedError) as exc:
         await cl.Message(content=str(exc), author=ASSISTANT).send()
         return
     log.info("%s switched the active backend to %s", user.username, name)
@@ -198,133 +178,23 @@ async def settings_update(settings: dict[str, Any]) -> None:
     await cl.Message(content=text, author=ASSISTANT).send()
 
 
-def _input_problem(text: str, locale: str, limit: int) -> str:
-    """The rejected message's problem in the user's language."""
-    try:
-        length = len(clean_text(text, sys.maxsize))
-    except InputError:  # nothing left once control characters are removed
-        return t(locale, "empty")
-    return t(locale, "too_long", length=length, limit=limit)
-
-
 @cl.on_message
 @friendly
 async def on_message(message: cl.Message) -> None:
     """One turn: ChatService stores and streams; we show the stream, sources and actions."""
-    locale, runtime = _locale(), state.runtime()
-    user = await _current_user()
-    if user is None:
-        await cl.Message(content=f"⚠️ {t(locale, 'session_ended')}", author=ASSISTANT).send()
+    turn = await turns.begin(message, _locale(), await _current_user())
+    if turn is None:  # refused, or not storable now: the chat says why
         return
-    thread_id = cl.context.session.thread_id
-    reply_id = str(uuid.uuid4())
-    if not isinstance(message.content, str):  # a hand-made payload: text that is not text
-        message.content = ""
-    run = cl.context.current_run or cl.context.current_step  # feedback points at its id
-    try:  # validated before anything is stored: a rejected message leaves no conversation
-        reply = runtime.service.reply(
-            conversation_id=thread_id,
-            text=message.content,
-            user_message_id=message.id,
-            reply_id=reply_id,
-            run_step_id=run.id if run is not None else None,
-        )
-    except InputError:
-        limit = runtime.settings.chat.max_message_chars
-        problem = _input_problem(message.content, locale, limit)
-        await cl.Message(content=f"⚠️ {problem}", author=ASSISTANT).send()
-        return
-    try:
-        if not await _open_conversation(thread_id, user, locale):
-            return
-    except Exception as exc:
-        if not outage(exc):
-            raise
-        await _keep_unsaved(runtime, thread_id, user, locale, message, exc)
-        return
-    # shown while waiting; kept above a retrieval answer, removed under any other one
-    search = cl.Step(  # a child of the run, like the answer after it
-        name=t(locale, "retrieval"), type="retrieval", parent_id=run.id if run else None
-    )
-    await search.send()
-    answer = cl.Message(content="", id=reply_id, author=ASSISTANT)
+    answer = cl.Message(content="", id=turn.reply_id, author=ASSISTANT)
     # closed at once on Stop or a dropped socket: the service stores what was shown
     try:
-        async with contextlib.aclosing(aiter(reply)) as stream:
+        async with contextlib.aclosing(aiter(turn.reply)) as stream:
             async for chunk in stream:
                 await answer.stream_token(chunk)
     except DatabaseUnavailable:  # the turn is kept in the journal
-        await cl.Message(content=f"⚠️ {t(locale, 'unsaved')}", author=ASSISTANT).send()
+        await turns.warn(turn.locale, "unsaved")
         return
-    await _show_search(search, reply.result, locale)
-    await _finish(answer, reply.result, locale)
-
-
-async def _keep_unsaved(
-    runtime: Runtime, thread_id: str, user: LoginUser, locale: str, message: cl.Message, exc
-) -> None:
-    """The database is down: keep the question in the journal, and say so."""
-    limit = runtime.settings.chat.max_message_chars
-    record = {
-        "kind": "question",
-        "conversation_id": thread_id,
-        "user_id": user.id,
-        "locale": locale,
-        "question_id": message.id,
-        "question": clean_text(message.content, limit),
-        "at": datetime.now(UTC).isoformat(),
-        "error": describe(exc),
-    }
-    await asyncio.to_thread(runtime.service.journal.add, record)
-    await cl.Message(content=f"⚠️ {t(locale, 'unsaved')}", author=ASSISTANT).send()
-
-
-async def _open_conversation(thread_id: str, user: LoginUser, locale: str) -> bool:
-    """Make sure this thread is a conversation of ``user`` (created on the first message)."""
-    try:
-        await run_db(
-            lambda s: history.ensure_conversation(
-                session=s, conversation_id=thread_id, user_id=user.id, locale=locale
-            ),
-            write=True,
-        )
-    except NotFoundError:
-        await cl.Message(content=t(locale, "not_found"), author=ASSISTANT).send()
-        return False
-    return True
-
-
-async def _show_search(search: cl.Step, result: TurnResult, locale: str) -> None:
-    """The search step keeps its results only when a knowledge-base search answered."""
-    if result.error or result.meta.index_version is None:
-        await search.remove()
-        return
-    search.output = retrieval_summary([s.to_dict() for s in result.meta.sources], locale)
-    await search.update()
-
-
-async def _finish(answer: cl.Message, result: TurnResult, locale: str) -> None:
-    """Show the answer with its sources and backend, and the correction editor under it
-    (labels in the answer's language, as when the chat is reopened)."""
-    locale = locale_of(result.meta.locale or result.locale or locale)
-    answer.content = answer_markdown(
-        text=result.text,
-        locale=locale,
-        backend=result.backend_name,
-        sources=[s.to_dict() for s in result.meta.sources],
-        handoff=result.meta.handoff,
-        error=result.error,
-        partial=result.status == "partial",
-        notice=fallback_notice(result.meta.details),
-    )
-    await (answer.update() if answer.streaming else answer.send())
-    if result.error:
-        return
-    props = correction_props(
-        message_id=answer.id, answer=result.text, correction=None, locale=locale
-    )
-    editor = cl.CustomElement(name=CORRECTION_ELEMENT, props=props, display="inline")
-    await editor.send(for_id=answer.id)
+    await turns.finish(turn, answer)
 
 
 @cl.action_callback(SAVE_CORRECTION)

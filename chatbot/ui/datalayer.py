@@ -1,9 +1,9 @@
 """Chainlit's data layer as an adapter over Afina's own tables.
 
-ChatService writes every message; this layer serves the history sidebar and resume, and
-records feedback. Step and element writes from Chainlit are accepted and dropped: the
-conversation content is already stored by the service, and the run-step id that feedback
-points at is recorded by the UI after each turn (``history.set_run_step``).
+It only reads: the history sidebar and resume. Writes Chainlit asks of it go to their one
+writer, which checks ownership: ratings to ``chatbot.reviews``, renaming and deleting a chat to
+``chatbot.conversations``. Step and element writes are accepted and dropped: ChatService already
+stored the turn (with the run-step id that ratings point at).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from chainlit.types import (
 )
 from chainlit.user import PersistedUser, User
 
+from chatbot import conversations, reviews
 from chatbot.db import history, store
 from chatbot.db.models import Message
 from chatbot.db.recovery import INTERRUPTED
 from chatbot.db.session import retrying
-from chatbot.errors import NotFoundError
 from chatbot.ui import state
 from chatbot.ui.auth import CURRENT_USER_ID
 from chatbot.ui.render import (
@@ -76,48 +76,31 @@ async def run_db(work: Callable[[Any], T], *, write: bool = False) -> T:
     return await asyncio.to_thread(retrying, call)  # once more after a dropped connection
 
 
-def _owned_answer(session, message_id: str, user_id: int | None) -> None:
-    """``NotFoundError`` unless ``user_id`` owns the conversation of ``message_id``.
-
-    Someone else's answer looks exactly like a missing one (no probing for ids)."""
-    if user_id is None or history.message_owner_id(session=session, message_id=message_id) != (
-        user_id
-    ):
-        raise NotFoundError(f"no answer {message_id!r} of yours to rate")
-
-
 async def rate(feedback: Feedback, user_id: int | None) -> str:
-    """Rate an answer of ``user_id``'s own; returns the feedback id (the answer's message id)."""
-
-    def work(session):
-        message = history.message_for_run_step(session=session, run_step_id=feedback.forId)
-        _owned_answer(session, message.id, user_id)
-        history.upsert_feedback(
-            session=session,
-            message_id=message.id,
+    """Rate an answer of ``user_id``'s own (``chatbot.reviews`` writes it); the feedback id
+    the browser keeps is the answer's message id."""
+    return await run_db(
+        lambda s: reviews.rate(
+            session=s,
+            run_step_id=feedback.forId,
             user_id=user_id,
-            value=1 if feedback.value == 1 else -1,
-            comment=(feedback.comment or None),
-        )
-        return message.id
-
-    # the feedback id given to the browser is the (unguessable) message id
-    return await run_db(work, write=True)
+            value=feedback.value,
+            comment=feedback.comment,
+        ),
+        write=True,
+    )
 
 
 async def unrate(feedback_id: str, user_id: int | None) -> bool:
-    """Remove ``user_id``'s rating of their own answer ``feedback_id``."""
-
-    def work(session):
-        _owned_answer(session, feedback_id, user_id)
-        history.delete_feedback(session=session, message_id=feedback_id, user_id=user_id)
-        return True
-
-    return await run_db(work, write=True)
+    """Remove ``user_id``'s rating of their own answer ``feedback_id`` (``chatbot.reviews``)."""
+    await run_db(
+        lambda s: reviews.unrate(session=s, message_id=feedback_id, user_id=user_id), write=True
+    )
+    return True
 
 
 class AfinaDataLayer(BaseDataLayer):
-    """History, resume and feedback over Afina's tables; never a second writer of messages."""
+    """History and resume over Afina's tables; writes are handed to their one writer."""
 
     # users ------------------------------------------------------------------------------------
     async def get_user(self, identifier: str) -> PersistedUser | None:
@@ -189,9 +172,10 @@ class AfinaDataLayer(BaseDataLayer):
         return owner or ""
 
     async def delete_thread(self, thread_id: str) -> None:
-        """Delete the conversation (Chainlit checked the author first)."""
+        """Delete the conversation: ``chatbot.conversations`` checks it is the user's."""
+        user_id = CURRENT_USER_ID.get()
         await run_db(
-            lambda s: history.delete_conversation(session=s, conversation_id=thread_id),
+            lambda s: conversations.delete(session=s, conversation_id=thread_id, user_id=user_id),
             write=True,
         )
 
@@ -246,16 +230,17 @@ class AfinaDataLayer(BaseDataLayer):
         metadata: dict | None = None,
         tags: list[str] | None = None,
     ) -> None:
-        """Rename a conversation from the sidebar. Chainlit's call with the raw first message
-        (with a user id, before the message is validated) is ignored: a rejected message must
-        leave no conversation behind, and ChatService titles it from the cleaned question.
-        Other thread data (metadata, tags) is not kept."""
+        """Rename a conversation from the sidebar (``chatbot.conversations`` checks it is the
+        user's). Chainlit's call with the raw first message (with a user id, before the message
+        is validated) is ignored: a rejected message must leave no conversation behind, and
+        ChatService titles it from the cleaned question. Other thread data (metadata, tags) is
+        not kept."""
         if not name or user_id is not None:
             return
-        title = name.encode("utf-8", "replace").decode("utf-8")[: history.TITLE_CHARS]
+        owner = CURRENT_USER_ID.get()
         await run_db(
-            lambda s: history.rename_conversation(
-                session=s, conversation_id=thread_id, title=title
+            lambda s: conversations.rename(
+                session=s, conversation_id=thread_id, user_id=owner, title=name
             ),
             write=True,
         )

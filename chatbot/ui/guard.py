@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +34,20 @@ DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 # Chainlit routes Afina does not use that hand out cookies: closed by the host app.
 CLOSED_PATHS = ("/auth/jwt", "/auth/header", "/auth/oauth")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class MountedOnly:
+    """Chainlit's own check that a request is for its mount (``/chat``; 404 otherwise), as
+    plain ASGI: Chainlit's version is a ``BaseHTTPMiddleware`` (see ``HostGuard``)."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app, self.prefix = app, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(self.prefix):
+            await JSONResponse({"detail": "Not found"}, status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class HostGuard:
@@ -146,9 +161,11 @@ def harden(chainlit_app: FastAPI, allowed_origins: list[str]) -> None:
 
     chainlit.auth.authenticate_user = authenticate_token  # get_current_user calls it by name
     allowed = list(allowed_origins)
-    for middleware in chainlit_app.user_middleware:
+    for at, middleware in enumerate(chainlit_app.user_middleware):
         if middleware.cls is CORSMiddleware:
             middleware.kwargs["allow_origins"] = allowed
+        elif getattr(middleware.cls, "__name__", "") == "ChainlitMiddleware":
+            chainlit_app.user_middleware[at] = Middleware(MountedOnly, prefix=PATH)
 
     def websocket_origin(origin: str | None, environ: dict[str, Any]) -> bool:
         ok = origin_allowed(origin, environ.get("HTTP_HOST"), allowed)

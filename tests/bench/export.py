@@ -128,11 +128,12 @@ def child(url: str, out: str, total: int) -> None:
     seen = 0
     marks = {max(1, total * p // 100): f"{p}%" for p in (10, 50, 100)}
 
-    def progress(n: int) -> None:
+    def progress(n: int) -> None:  # called once per batch of conversations read
         nonlocal seen
+        for mark, label in marks.items():
+            if seen < mark <= seen + n:
+                samples[label] = round(_rss_mb(), 1)
         seen += n
-        if seen in marks:
-            samples[marks[seen]] = round(_rss_mb(), 1)
 
     options = ExportOptions.from_settings(TrainingSettings(), near_duplicates=False)
     start = time.perf_counter()

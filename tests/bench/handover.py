@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 
 from backends.retrieval.backend import RetrievalBackend
-from backends.retrieval.handover import Point
+from backends.retrieval.handover import Point, point
 from backends.retrieval.index_set import Routes
-from chatbot.knowledge.calibrate import GroupReport, calibrate, load_questions, split
+from chatbot.knowledge.calibrate import GroupReport, calibrate, load_questions, score, split
 from chatbot.knowledge.ingest import ingest
 from chatbot.settings import BUNDLED_KB
 
@@ -64,7 +64,23 @@ def run_index(label: str, index_dir: Path, routes: Routes) -> list[GroupReport]:
     reports = calibrate(backend, dev, test, TARGET)
     for r in reports:
         print_report(label, r)
+    regional(backend, reports)
     return reports
+
+
+def regional(backend: RetrievalBackend, reports: list[GroupReport]) -> None:
+    """The Spanish calibration on the regional set (tests/data/regional_es; never chosen on)."""
+    folder = DATA / "regional_es"
+    files = [folder / "questions.jsonl", folder / "out_of_scope.jsonl"]
+    es = next((r for r in reports if r.group == "es"), None)
+    if es is None or not all(f.exists() for f in files):
+        return
+    scored = score(backend, load_questions(files)).get("es", [])
+    inside, outside = sum(s.in_scope for s in scored), sum(not s.in_scope for s in scored)
+    print(f"  regional Spanish ({inside} in-scope + {outside} out-of-scope, never chosen on):")
+    print(f"    configured {es.configured:.3f}: {_point(point(es.configured, scored))}")
+    calibrated = point(es.threshold, scored, es.margin_weight)
+    print(f"    calibrated {es.threshold:.3f}: {_point(calibrated)}")
 
 
 def run(quick: bool, tuned_en: str | None = None) -> None:

@@ -19,6 +19,9 @@ from tests.e2e.test_browser import (  # noqa: F401
     test_handover_heading_follows_the_conversations_language,
     test_thumbs_up_with_comment_lands_in_database,
 )
+from tests.e2e.test_chat_session import (  # noqa: F401
+    test_reload_after_answer_and_correction_reopens_the_same_conversation,
+)
 from tests.e2e.test_review import (  # noqa: F401
     test_admin_adds_resets_promotes_and_disables_a_user,
     test_admin_reviews_rejects_approves_excludes_and_downloads,

@@ -1,4 +1,4 @@
-"""A chat's life in the browser: reloading keeps the conversation; Ctrl-C stops the server cleanly."""
+"""A chat in the browser: a reload keeps the conversation; Ctrl-C stops the server cleanly."""
 
 from __future__ import annotations
 
@@ -45,9 +45,10 @@ def test_reload_after_answer_and_correction_reopens_the_same_conversation(
     page.reload()
     page.get_by_test_id("correction-saved").filter(has_text=better).wait_for()
     assert page.url.endswith(f"/chat/thread/{thread_id}")
-    ask(page, "and how long does delivery take?")  # the reopened chat goes on
+    follow_up = f"and how long does delivery take ({viewport['width']})?"
+    ask(page, follow_up)  # the reopened chat goes on
     with server.sessions() as session:
-        asked = session.scalar(select(Message).where(Message.content.like("%how long does%")))
+        asked = session.scalar(select(Message).where(Message.content == follow_up))
         assert asked.conversation_id == thread_id
     page.locator("#new-chat-button").click()  # a new chat is still a new chat
     page.wait_for_url(re.compile(r"/chat/?$"))

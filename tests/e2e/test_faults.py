@@ -5,6 +5,7 @@ messages (hypothesis), and a server killed with SIGKILL mid-turn."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -359,6 +360,118 @@ def test_a_question_cut_by_kill_9_is_marked_interrupted_after_restart(
         )
         assert thread.status_code == 200
         assert "This question was not answered: the server stopped" in thread.text
+
+
+@pytest.fixture
+def talking_llm() -> Iterator[str]:
+    """An OpenAI-compatible stand-in that streams a long answer, a word every 0.1 s (a model
+    decoding slowly, on cue: no real server can be held mid-answer for a test)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def talk(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+            )
+            for n in range(600):
+                if stop.wait(0.1):
+                    return
+                delta = {"role": "assistant", "content": f"word{n} "}
+                chunk = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "talker",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                }
+                try:
+                    conn.sendall(f"data: {json.dumps(chunk)}\n\n".encode())
+                except OSError:  # the server was killed
+                    return
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn = listener.accept()[0]
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=talk, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    stop.set()
+    listener.close()
+
+
+def shown_text(chat: Chat) -> str:
+    """The answer text the browser received so far (stream start, then tokens)."""
+    parts = []
+    for event, data in list(chat.events):
+        if event == "stream_start" and isinstance(data, dict):
+            parts.append(str(data.get("output") or ""))
+        elif event == "stream_token" and isinstance(data, dict):
+            parts.append(str(data.get("token") or ""))
+    return "".join(parts)
+
+
+def test_an_answer_cut_by_kill_9_mid_stream_keeps_what_the_user_saw(
+    tmp_path: Path, talking_llm: str
+):
+    url = f"sqlite:///{tmp_path / 'afina.db'}"
+    with running_server(tmp_path, url, env={"AFINA_CHAT_CHECKPOINT_S": "0.3"}) as first:
+        with first.sessions.begin() as session:
+            store.add_user(session=session, username="max", password_hash=hash_password(PASSWORD))
+            config = {"base_url": talking_llm, "max_retries": 0, "max_tokens": 2000}
+            store.put_backend(session=session, name="talker", kind="fewshot", config=config)
+            store.set_setting(session=session, key=ACTIVE_BACKEND, value="talker")
+        chat = Chat(first, "max")
+        try:
+            chat.send("tell me everything about shipping")
+            stored = ""
+            for _ in range(300):  # stored while it streams, before it ends
+                with first.sessions() as session:
+                    stored = (
+                        session.scalar(
+                            select(Message.content).where(
+                                Message.role == "assistant", Message.status == "streaming"
+                            )
+                        )
+                        or ""
+                    )
+                if len(stored.split()) >= 5 and shown_text(chat).startswith(stored):
+                    break
+                chat._run(asyncio.sleep(0.1))
+            first.process.kill()  # SIGKILL: no clean-up of any kind
+            first.process.wait()
+            chat._run(asyncio.sleep(0.5))  # what was on its way arrives
+            shown = shown_text(chat)
+        finally:
+            chat.close()
+    assert len(stored.split()) >= 5, "no answer was stored while it streamed"
+    with running_server(tmp_path, url, seed=False) as second:
+        with second.sessions() as session:
+            question = session.scalar(select(Message).where(Message.role == "user"))
+            answer = session.scalar(select(Message).where(Message.role == "assistant"))
+        assert question.status is None  # it has its (partial) answer
+        assert answer.status == "partial" and "server stopped" in answer.error
+        assert answer.content.startswith(stored) and shown.startswith(answer.content)
+        assert answer.backend_name == "talker"
+        login = requests.post(
+            f"{second.chat}/login", data={"username": "max", "password": PASSWORD}, timeout=30
+        )
+        thread = requests.get(
+            f"{second.chat}/project/thread/{question.conversation_id}",
+            cookies={"access_token": login.cookies["access_token"]},
+            timeout=30,
+        )
+        assert thread.status_code == 200
+        assert answer.content.strip() in thread.text
+        assert "The answer was cut off before it finished." in thread.text
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -27,7 +30,7 @@ from chatbot.db.session import make_engine, make_sessionmaker
 from tests.conftest import SMALL_KB
 from tests.load import driver
 from tests.load.dbcheck import check
-from tests.load.servers import Running, running, throwaway_postgres
+from tests.load.servers import ROOT, Running, running, throwaway_postgres
 from tests.load.session import ChatSession, log_in
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +57,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running,
         ) as started,
     ):
         yield started
+
+
+def test_the_deploy_nginx_config_is_accepted_by_nginx(tmp_path: Path):
+    """deploy/nginx.conf as an admin installs it (inside nginx's http block): nginx -t."""
+    conf = tmp_path / "nginx.conf"
+    deploy = (ROOT / "deploy" / "nginx.conf").read_text()
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\naccess_log off;\n{deploy}\n}}\n"
+    )
+    checked = subprocess.run(
+        [shutil.which("nginx") or "/usr/sbin/nginx", "-t", "-c", str(conf), "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 def plan(server: Running, users: list, **changes) -> driver.Plan:

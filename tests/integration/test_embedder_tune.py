@@ -171,3 +171,18 @@ def test_a_damaged_tuned_model_is_refused_naming_the_way_back(tuned, tmp_path: P
         use_model(copy, "en", report.name)
     use_model(copy, "en", "default")  # the way back works
     assert search(copy, "How much is shipping?")[0] == "shipping-cost"
+
+
+def test_a_tuned_model_serves_on_onnx_when_the_language_does(tuned, tmp_path: Path):
+    settings, report, _ = tuned
+    home = tmp_path / "var"
+    shutil.copytree(settings.home, home)
+    onnx = Settings(
+        home=home, retrieval={"kb_path": str(KB), "language_models": {"en": "minilm-onnx"}}
+    )
+    use_model(onnx, "en", "default")
+    assert read_meta(onnx.index_dir / "en").model.endswith("all-MiniLM-L6-v2+onnx-int8")
+    use_model(onnx, "en", report.name)  # the tuned weights, exported to int8 ONNX on first use
+    folder = (home / "embedders" / report.name).resolve()
+    assert read_meta(onnx.index_dir / "en").model == f"{folder}+onnx-int8"
+    assert search(onnx, BEANS)[0] == "loyalty-points"

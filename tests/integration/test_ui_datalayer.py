@@ -173,8 +173,25 @@ async def test_resumed_thread_has_question_run_retrieval_answer_and_sources(runt
         )
     view = await layer.get_thread(thread)
     assert view["elements"][0]["props"]["correction"] == "Better."  # shown when reopened
+    CURRENT_USER_ID.set(user_id(runtime, "alice"))  # what the cookie check does per request
     await layer.delete_thread(thread)
     assert await layer.get_thread(thread) is None
+
+
+async def test_renaming_and_deleting_are_the_owners_only(runtime: Runtime):
+    """The data layer hands these writes to chatbot.conversations, which checks ownership
+    itself (not only Chainlit's author check before calling)."""
+    layer = AfinaDataLayer()
+    thread, _, _ = add_turn(runtime, "alice", "how much is shipping?")
+    CURRENT_USER_ID.set(user_id(runtime, "bob"))
+    with pytest.raises(NotFoundError):
+        await layer.update_thread(thread, name="bob was here")
+    with pytest.raises(NotFoundError):
+        await layer.delete_thread(thread)
+    CURRENT_USER_ID.set(user_id(runtime, "alice"))
+    await layer.update_thread(thread, name="Shipping \ud800 costs")  # broken text is mended
+    view = await layer.get_thread(thread)
+    assert view is not None and view["name"] == "Shipping ? costs"
 
 
 async def test_step_writes_from_chainlit_never_duplicate_messages(runtime: Runtime):
@@ -208,7 +225,7 @@ def test_corrections_are_stored_and_empty_ones_refused(runtime: Runtime):
 def test_only_the_owner_can_correct_an_answer(runtime: Runtime):
     _, answer, _ = add_turn(runtime, "alice", "how much is shipping?")
     with runtime.sessions.begin() as session:
-        with pytest.raises(NotFoundError, match="in your conversations"):
+        with pytest.raises(NotFoundError, match="of yours"):
             reviews.correct(
                 session=session, message_id=answer, user_id=user_id(runtime, "bob"), text="Mine"
             )

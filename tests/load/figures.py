@@ -81,6 +81,7 @@ class Figures:
     lost_reasons: Counter = field(default_factory=Counter)
     late_p95_s: float | None = None
     memory_mib: tuple[float, float, float] | None = None  # start, peak, end
+    memory_timeline: list[tuple[float, float]] = field(default_factory=list)  # (s, MiB)
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
@@ -104,6 +105,7 @@ def summarize(mode: str, sessions: int, outcome: Outcome, memory: MemorySampler)
         lost_reasons=Counter(t.lost for t in outcome.turns if t.lost),
         late_p95_s=percentile([t.late_s for t in outcome.turns], 95),
         memory_mib=(rss[0], max(rss), rss[-1]) if rss else None,
+        memory_timeline=memory.samples,
         load_average=os.getloadavg(),
     )
 
@@ -127,6 +129,7 @@ def table(figures: Figures, stored: Stored | None) -> str:
             "server RSS start/peak/end",
             " / ".join(f"{m:.0f} MiB" for m in f.memory_mib) if f.memory_mib else "-",
         ),
+        ("server RSS over time", _timeline(f.memory_timeline)),
         ("load average (1/5/15 min)", " ".join(f"{x:.2f}" for x in f.load_average)),
     ]
     if stored is not None:
@@ -138,6 +141,15 @@ def table(figures: Figures, stored: Stored | None) -> str:
         ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _timeline(samples: list[tuple[float, float]], points: int = 8) -> str:
+    """A few (seconds: MiB) samples spread over the run."""
+    if not samples:
+        return "-"
+    step = max(1, len(samples) // points)
+    picked = [*samples[::step][: points - 1], samples[-1]]
+    return ", ".join(f"{t:.0f}s {m:.0f}" for t, m in picked) + " MiB"
 
 
 def _lost(stored: Stored) -> str:

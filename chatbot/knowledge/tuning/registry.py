@@ -150,8 +150,19 @@ def active_language_models(settings: Settings) -> dict[str, str]:
     for language, name in active_names(settings).items():
         folder = embedders_dir(settings) / name
         check_model(folder, language)
-        models[language] = str(folder.resolve())
+        models[language] = serving_spec(settings, language, folder)
     return models
+
+
+def serving_spec(settings: Settings, language: str, folder: Path) -> str:
+    """How a tuned model folder serves ``language``: on ONNX Runtime int8 (exported again from
+    the tuned weights on first use) when the language's configured embedder is an ONNX one
+    (e.g. ``minilm-onnx``), else on sentence-transformers."""
+    from backends.retrieval.st_onnx import PREFIX, base_spec
+
+    configured = settings.retrieval.language_models.get(language, settings.retrieval.model)
+    path = str(folder.resolve())
+    return PREFIX + path if base_spec(configured) is not None else path
 
 
 def active_spec(settings: Settings, language: str) -> str:

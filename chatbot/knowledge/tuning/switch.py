@@ -41,7 +41,7 @@ def use_model(
     else:
         folder = registry.model_folder(settings, language, name)
         registry.check_model(folder, language, full=True)
-        spec = str(folder.resolve())
+        spec = registry.serving_spec(settings, language, folder)
     rows = reembed(settings, language, spec, on_start=on_start, progress=progress)
     registry.set_active(settings, language, name)
     return Switched(language, name, spec or "all-MiniLM-L6-v2", rows)
