@@ -1,11 +1,12 @@
 """A sentence-transformers BERT model (all-MiniLM-L6-v2, or a tuned copy) on ONNX Runtime int8.
 
 The model folder's transformer is exported once with torch's ONNX exporter and quantized to
-int8 by ONNX Runtime's dynamic quantizer, offline, from the local files (``afina kb
-prepare-models`` at install, or on first use), and cached by the weights' sha256: a tuned
-model gets its own file. Tokenizer (the folder's ``tokenizer.json``), mean pooling and
-normalization run in numpy. Spec: ``onnx:`` + a sentence-transformers spec (``minilm-onnx`` =
-the bundled MiniLM).
+int8 by ONNX Runtime's dynamic quantizer, offline, from the local files, and cached by the
+weights' sha256: a tuned model gets its own file (``afina kb prepare-models`` converts at
+install; otherwise the first use does, ~40 s). Tokenizer (the folder's ``tokenizer.json``),
+mean pooling and normalization run in numpy. Spec: ``onnx:`` + a sentence-transformers spec
+(``minilm-onnx`` = the bundled MiniLM). Measured (tests/bench, fastpath): Banking77 top-1 92.7%,
+the same as on PyTorch.
 """
 
 from __future__ import annotations

@@ -62,6 +62,22 @@ def ingest_command(
         kb_calibrate.run_calibration(calibrate)
 
 
+@app.command("prepare-models")
+def prepare_models_command() -> None:
+    """Convert the ONNX Runtime embedders once (offline, from the installed models): the
+    configured ones and minilm-onnx, so the first chat or ingest does not wait for it."""
+    from backends.retrieval.embedder import load_embedder
+    from backends.retrieval.st_onnx import MINILM_ONNX
+    from chatbot.knowledge.tuning.registry import active_language_models
+
+    settings = get_settings()
+    r = settings.retrieval
+    specs = {r.model, *active_language_models(settings).values(), MINILM_ONNX}
+    for spec in sorted(specs):
+        embedder = load_embedder(spec, allow_download=r.allow_download, model_cache=r.model_cache)
+        console.print(f"ready: {embedder.name}", soft_wrap=True)
+
+
 @app.command("search")
 def search_command(
     text: Annotated[str, typer.Argument(help="A question")],

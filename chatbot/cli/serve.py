@@ -36,7 +36,7 @@ def serve(
             min=1,
             max=64,
             help="Server processes on consecutive ports, for a proxy with sticky sessions "
-            "in front (deploy/nginx.conf); needs a database server such as PostgreSQL",
+            "in front (deploy/nginx.conf); use PostgreSQL (SQLite serialises writes)",
         ),
     ] = 1,
     interrupted_after: Annotated[

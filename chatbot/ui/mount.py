@@ -21,9 +21,11 @@ def mount(
     from chainlit.server import app as chainlit_app
     from chainlit.utils import mount_chainlit
 
+    from chatbot.ui import no_sleep
     from chatbot.ui.branding import install
     from chatbot.ui.guard import harden
 
     mount_chainlit(app=app, target=str(UI_DIR / "app.py"), path=path)
     harden(chainlit_app, allowed_origins or [])
     install()
+    no_sleep.install()  # Chainlit's 1 ms sleep per message and step blocks the event loop

@@ -13,6 +13,7 @@ about 200 conversations/s with MiniLM on one thread).
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import resource
@@ -112,10 +113,14 @@ def seed(url: str, messages: int, batch: int = 20_000) -> int:
     return n_conv
 
 
-def _rss_mb() -> float:
-    """This process's current resident set size in MiB."""
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident set size in MiB: now (VmRSS) or its peak (VmHWM).
+
+    The peak is read here, not from getrusage: on Linux ``ru_maxrss`` keeps the parent's
+    peak across exec, so a child started by a big benchmark process would report that.
+    """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -141,15 +146,19 @@ def child(url: str, out: str, total: int) -> None:
         sessions=sessions, out=Path(out), options=options, progress=progress, pii=PiiSettings()
     )
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # staging worker processes
     examples = sum(result.report["counts"]["examples"].values())
     print(
         json.dumps(
             {
                 "wall_s": wall,
-                "peak_rss_mb": peak,
+                "peak_rss_mb": _rss_mb("VmHWM"),
                 "rss_while_reading": samples,
                 "examples": examples,
+                "cpu_s": own.ru_utime + own.ru_stime,
+                "workers_cpu_s": workers.ru_utime + workers.ru_stime,
+                "load": round(os.getloadavg()[0], 1),
             }
         )
     )
@@ -175,7 +184,9 @@ def measure(label: str, url: str, messages: int) -> None:
         f"export {label:<10} {messages:,} messages / {n_conv:,} chats (seeded in {seeded:.0f} s): "
         f"{figures['wall_s']:.1f} s ({per_s:,.0f} messages/s), {figures['examples']:,} examples, "
         f"peak RSS {figures['peak_rss_mb']:.0f} MiB, "
-        f"RSS while reading {figures['rss_while_reading']}"
+        f"RSS while reading {figures['rss_while_reading']}; CPU {figures['cpu_s']:.0f} s "
+        f"+ {figures['workers_cpu_s']:.0f} s in worker processes; load average "
+        f"{figures['load']} on {os.cpu_count()} CPUs"
     )
 
 

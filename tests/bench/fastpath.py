@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from backends.retrieval.backend import RetrievalBackend
 from backends.retrieval.embedder import BUNDLED_MINILM, Embedder, load_embedder
 from backends.retrieval.index import Entry, KnowledgeIndex
 from backends.retrieval.index_set import ANY, IndexSet, Routes
+from backends.retrieval.st_onnx import MINILM_ONNX
 from backends.threads import limit_torch
 from tests.bench.common import banking77, summary, time_ms
 from tests.bench.retrieval import banking_entries, grown
@@ -42,15 +44,15 @@ def top1(
 
 
 def afina_ms(
-    embedder: Embedder, base: KnowledgeIndex, queries: list[str], hnsw_min: int
+    spec: str, embedder: Embedder, base: KnowledgeIndex, queries: list[str], hnsw_min: int
 ) -> list[float]:
     """Per-question ms of the retrieval backend's answer at ``ROWS`` entries."""
     index = grown(base, ROWS, hnsw_min)
+    index.meta = replace(index.meta, model=embedder.name)
     with tempfile.TemporaryDirectory() as tmp:
         IndexSet({ANY: index}).save(Path(tmp) / "index")
-        backend = RetrievalBackend(
-            Path(tmp) / "index", routes=Routes(language_models={}), embedders=lambda _: embedder
-        )
+        routes = Routes(default_model=spec, language_models={})
+        backend = RetrievalBackend(Path(tmp) / "index", routes=routes, embedders=lambda _: embedder)
         backend.load()
         ask = functools.partial(backend.answer, locale="en")
         for q in queries[:5]:
@@ -99,10 +101,19 @@ def run(quick: bool) -> None:
         f"{acc_onnx:.1%} ({(acc_onnx - acc_torch) * 100:+.1f} points)"
     )
     queries = [t for t, _ in banking77("test")[: 50 if quick else 200]]
+    latency(onnx, torch_model, base, queries)
+
+
+def latency(
+    onnx: Embedder, torch_model: Embedder, base: KnowledgeIndex, queries: list[str]
+) -> None:
+    """Query p50 at ``ROWS`` entries: Afina on ONNX and PyTorch, and the LangChain peer."""
     figures = {
-        "Afina, ONNX int8, HNSW (default at 100k)": afina_ms(onnx, base, queries, 50_000),
-        "Afina, ONNX int8, flat": afina_ms(onnx, base, queries, ROWS + 1),
-        "Afina, PyTorch, HNSW": afina_ms(torch_model, base, queries, 50_000),
+        "Afina, ONNX int8, HNSW (default at 100k)": afina_ms(
+            MINILM_ONNX, onnx, base, queries, 50_000
+        ),
+        "Afina, ONNX int8, flat": afina_ms(MINILM_ONNX, onnx, base, queries, ROWS + 1),
+        "Afina, PyTorch, HNSW": afina_ms("", torch_model, base, queries, 50_000),
     }
     peer = langchain_ms(base, queries)
     if peer is not None:

@@ -11,9 +11,10 @@ from chainlit.types import Feedback, Pagination, ThreadFilter
 from sqlalchemy import select
 
 from chatbot import reviews
+from chatbot.backend_pool import ACTIVE_BACKEND, use_backend
 from chatbot.db import history, store
 from chatbot.db.models import Feedback as FeedbackRow
-from chatbot.errors import InputError, NotFoundError
+from chatbot.errors import InputError, NotAllowedError, NotFoundError
 from chatbot.runtime import Runtime
 from chatbot.settings import DatabaseSettings, Settings
 from chatbot.ui import state
@@ -230,3 +231,12 @@ def test_only_the_owner_can_correct_an_answer(runtime: Runtime):
                 session=session, message_id=answer, user_id=user_id(runtime, "bob"), text="Mine"
             )
         assert history.list_corrections(session=session, message_id=answer) == []
+
+
+def test_backend_switch_is_refused_to_agents_by_its_one_writer(runtime: Runtime):
+    """The browser re-checks the role, and so does the writer the CLI shares."""
+    with runtime.sessions.begin() as session:
+        with pytest.raises(NotAllowedError, match="only admins"):
+            use_backend(session=session, name="faq", user_id=user_id(runtime, "alice"))
+        use_backend(session=session, name="faq")  # the operator at the command line
+        assert store.get_setting(session=session, key=ACTIVE_BACKEND) == "faq"

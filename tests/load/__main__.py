@@ -44,7 +44,16 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--nginx", action="store_true", help="own server: nginx in front")
     p.add_argument("--home", type=Path, help="own server's folder (kept; reuses its index)")
     p.add_argument("--kb", help="own server: knowledge base to index (default: the bundled one)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="AFINA_X=VALUE",
+        help="own server: a setting (repeatable), e.g. AFINA_PII_DETECT_ON_STORE=false",
+    )
     args = p.parse_args(argv)
+    if bad := [item for item in args.set if "=" not in item]:
+        p.error(f"--set takes NAME=VALUE, not {bad[0]!r}")
     if args.url and not (args.username and args.password):
         p.error("--url needs --username and --password (or AFINA_LOAD_PASSWORD)")
     return args
@@ -70,9 +79,11 @@ def plans(args: argparse.Namespace, url: str, users: list[tuple[str, str]]):
 
 async def measure(mode: str, plan: driver.Plan, pids_of, database_url: str | None):
     """One run: drive, sample memory, check the database; the figures."""
+    files_before = figures.session_files()
     async with figures.MemorySampler(pids_of) as memory:
         outcome = await driver.run(plan)
-    summary = figures.summarize(mode, plan.sessions, outcome, memory)
+    summary = figures.summarize(mode, plan.sessions, plan.interval_s, outcome, memory)
+    summary.files_written = figures.session_files() - files_before
     stored = await asyncio.to_thread(check, database_url, outcome.turns) if database_url else None
     return summary, stored
 
@@ -119,6 +130,7 @@ def own_servers(args: argparse.Namespace) -> bool:
     """Start the server (per --workers choice), load it, stop it."""
     ok = True
     env = {"AFINA_RETRIEVAL_KB_PATH": args.kb} if args.kb else {}
+    env.update(item.split("=", 1) for item in args.set)
     for workers in (int(w) for w in str(args.workers).split(",")):
         folder_cm = nullcontext(str(args.home)) if args.home else tempfile.TemporaryDirectory()
         with folder_cm as name, throwaway_postgres() if args.postgres else nullcontext() as pg:
