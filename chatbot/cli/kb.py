@@ -104,7 +104,7 @@ def search_command(
     console.print(table)
     if hits and backend.confidence(group, hits) < backend.threshold(group):
         err.print(
-            f"best score is below the hand-over score {backend.threshold(group)} "
-            f"(AFINA_RETRIEVAL_MIN_SCORE / AFINA_RETRIEVAL_LANGUAGE_MIN_SCORES): "
-            "a chat would hand this over to a human"
+            f"best score is below the hand-over score {backend.threshold(group):.3f} "
+            "('afina kb calibrate', else AFINA_RETRIEVAL_MIN_SCORE / "
+            "AFINA_RETRIEVAL_LANGUAGE_MIN_SCORES): a chat would hand this over to a human"
         )

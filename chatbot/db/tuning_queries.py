@@ -32,8 +32,9 @@ def tuning_conditions() -> list[Any]:
 
 
 def labelled_questions(*, session: Session) -> list[LabelledQuestion]:
-    """Each approved (net rating > 0, not a hand-over) or corrected assistant answer with the
-    user question just before it, in conversation order."""
+    """Each approved (net rating > 0 or an admin's approval, not a hand-over) or corrected
+    assistant answer with the user question just before it, in conversation order; never one
+    an admin rejected (nor its correction)."""
     rating = (
         select(func.coalesce(func.sum(Feedback.value), 0))
         .where(Feedback.message_id == Message.id)
@@ -47,7 +48,11 @@ def labelled_questions(*, session: Session) -> list[LabelledQuestion]:
             *tuning_conditions(),
             Message.role == "assistant",
             Message.error.is_(None),
-            or_(corrected, (rating > 0) & Message.handoff.is_(False)),
+            or_(Message.review_status.is_(None), Message.review_status != "rejected"),
+            or_(
+                corrected,
+                ((rating > 0) | (Message.review_status == "approved")) & Message.handoff.is_(False),
+            ),
         )
         .order_by(Message.conversation_id, Message.created_at)
     ).all()

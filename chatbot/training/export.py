@@ -22,7 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from chatbot.db import store
 from chatbot.db.training_queries import (
@@ -322,8 +322,8 @@ def _staged(path: Path, batch: int = 256) -> Iterator[list[_Staged]]:
 
 
 class _Writer:
-    """Pass two: final files per split, lineage items, near-duplicate moves, and the training
-    file's validation from the staged facts."""
+    """Pass two: final files per split, lineage items, near-duplicate moves, and each file's
+    validation from the staged facts (no file is read back)."""
 
     def __init__(self, files: dict[str, HashedFile], lineage: Lineage, validator: Validator):
         self.files = files
@@ -331,9 +331,11 @@ class _Writer:
         self.moved = 0
         self.examples: Counter[str] = Counter()
         self.validator = validator
-        train = files["train"]
-        self.train = FileResult(str(train.path), "train")
-        self._seen: set[bytes] = set()
+        self.results = {split: FileResult(str(f.path), split) for split, f in files.items()}
+        self._seen: dict[str, set[bytes]] = {split: set() for split in files}
+        self._held: TextIO | None = (
+            None  # held-out facts, applied once every training prompt is known
+        )
 
     def put(self, item: _Staged, split: str) -> None:
         out = self.files.get(split)
@@ -342,23 +344,35 @@ class _Writer:
         for line, facts in zip(item.lines, item.facts, strict=True):
             out.write_line(line)
             if split == "train":
-                self.validator.apply(Facts.from_json(facts), out.lines, self.train, self._seen)
+                found = Facts.from_json(facts)
+                self.validator.apply(found, out.lines, self.results[split], self._seen[split])
+            elif self._held is not None:
+                self._held.write(json.dumps([split, out.lines, facts]) + "\n")
         self.examples[split] += len(item.lines)
         self.lineage.add(item.id, split)
 
     def run(self, staging: Path, dups: NearDuplicates | ExactDuplicates) -> None:
-        for split in ("test", "validation"):
-            for items in _staged(staging / f"{split}.jsonl"):
-                moved = dups.add(split, [item.text for item in items])
-                for item, move in zip(items, moved, strict=True):
-                    self.moved += move
-                    self.put(item, "test" if move else split)
-        for items in _staged(staging / "train.jsonl"):
-            found = dups.classify([item.text for item in items])
-            for item, held in zip(items, found, strict=True):
-                self.moved += held is not None
-                self.put(item, held or "train")
-        self.validator.finish(self.train)
+        held = staging / "held_out_facts.jsonl"
+        with held.open("w", encoding="utf-8") as self._held:
+            for split in ("test", "validation"):
+                for items in _staged(staging / f"{split}.jsonl"):
+                    moved = dups.add(split, [item.text for item in items])
+                    for item, move in zip(items, moved, strict=True):
+                        self.moved += move
+                        self.put(item, "test" if move else split)
+            for items in _staged(staging / "train.jsonl"):
+                found = dups.classify([item.text for item in items])
+                for item, in_held in zip(items, found, strict=True):
+                    self.moved += in_held is not None
+                    self.put(item, in_held or "train")
+        self._held = None
+        with held.open(encoding="utf-8") as lines:  # split overlap needs the whole train file
+            for record in lines:
+                split, number, facts = json.loads(record)
+                result = self.results[split]
+                self.validator.apply(Facts.from_json(facts), number, result, self._seen[split])
+        for result in self.results.values():
+            self.validator.finish(result)
 
 
 def _outputs(out: Path, options: ExportOptions, staged: Counter[str]) -> dict[str, HashedFile]:
@@ -460,12 +474,8 @@ def _report(
     writer: _Writer,
     method: str,
 ) -> dict[str, Any]:
-    """Validate the held-out files (the training file was, as it was written); the report."""
-    validator = writer.validator
-    results = [
-        writer.train if split == "train" else validator.validate(f.path, split)
-        for split, f in files.items()
-    ]
+    """The report, with each file's validation (made from the staged facts as it was written)."""
+    results = [writer.results[split] for split in files]
     redaction = {
         "enabled": options.redact,
         "counts": dict(collected.redactions),

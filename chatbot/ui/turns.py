@@ -43,7 +43,6 @@ class Turn:
 
     reply: Reply
     reply_id: str
-    thread_id: str
     locale: str
     search: cl.Step
 
@@ -77,21 +76,22 @@ async def begin(message: cl.Message, locale: str, user: LoginUser | None) -> Tur
         return None
     if not await _open_conversation(runtime, message, user, locale):
         return None
+    # the chat's address becomes /chat/thread/<id> (chatbot/ui/public/afina.js): a reload, even
+    # mid-answer or after Stop, reopens this conversation instead of starting a new one
+    await cl.send_window_message({"afina": THREAD_MESSAGE, "id": thread_id})
     # shown while waiting; kept above a retrieval answer, removed under any other one
     search = cl.Step(  # a child of the run, like the answer after it
         name=t(locale, "retrieval"), type="retrieval", parent_id=run.id if run else None
     )
     await search.send()
-    return Turn(reply, reply_id, thread_id, locale, search)
+    return Turn(reply, reply_id, locale, search)
 
 
 async def finish(turn: Turn, answer: cl.Message) -> None:
-    """Show the search results, the answer with its sources and the correction editor; then
-    give the chat its own address (a reload reopens it: chatbot/ui/public/afina.js)."""
+    """Show the search results, the answer with its sources and the correction editor."""
     result = turn.reply.result
     await _show_search(turn.search, result, turn.locale)
     await _show_answer(answer, result, turn.locale)
-    await cl.send_window_message({"afina": THREAD_MESSAGE, "id": turn.thread_id})
 
 
 async def _refuse_input(text: str, locale: str, limit: int) -> None:

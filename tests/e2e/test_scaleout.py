@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from chatbot.backend_pool import ACTIVE_BACKEND, DEFAULT_BACKEND
@@ -90,6 +91,31 @@ def test_two_workers_behind_nginx_answer_and_store_every_turn(cluster):
     stored = check(server.database_url, outcome.turns)
     assert stored.missing == []
     assert stored.answers_stored == len(outcome.turns) == 24
+
+
+def test_origin_checks_see_the_browsers_host_through_nginx(cluster):
+    """nginx passes the Host on: the chat's own origin (the proxy's address) may log in and
+    open a socket; another origin may not."""
+    server, users = cluster
+    name, password = users[0]
+    cookie = None
+    for origin, allowed in ((server.url, True), ("http://evil.example", False)):
+        login = requests.post(
+            f"{server.url}/chat/login",
+            data={"username": name, "password": password},
+            headers={"Origin": origin},
+            timeout=30,
+        )
+        assert (login.status_code == 200) is allowed, login.text
+        cookie = cookie or login.cookies["access_token"]
+        handshake = requests.get(  # with a valid login cookie either way
+            f"{server.url}/chat/ws/socket.io/",
+            params={"EIO": "4", "transport": "polling"},
+            headers={"Origin": origin},
+            cookies={"access_token": cookie},
+            timeout=30,
+        )
+        assert (handshake.status_code == 200) is allowed, handshake.text
 
 
 async def _switch_on_one_answer_on_the_other(server: Running, users: list) -> list[str]:

@@ -45,6 +45,7 @@ def seed_chat(
     excluded: bool = False,
     pinned: str | None = None,
     handoff: bool = False,
+    review: str | None = None,
 ) -> str:
     """One question and its answer citing ``entry``, rated and/or corrected by an agent."""
     agent = store.ensure_user(session=session, username="agent")
@@ -59,6 +60,7 @@ def seed_chat(
         backend_name="faq",
         handoff=handoff,
         sources=[{"id": entry, "title": entry, "score": 0.6, "snippet": "", "locale": "en"}],
+        review_status=review,  # an admin's decision on /admin/review
     )
     if rating:
         session.add(Feedback(message_id=answer.id, user_id=agent.id, value=rating))
@@ -80,12 +82,18 @@ def test_labelled_questions_keep_approved_and_corrected_chats_only(database_url:
             seed_chat(s, "downvoted", entry="track-order", rating=-1)
             seed_chat(s, "unrated", entry="track-order")
             seed_chat(s, "handed over", entry="track-order", rating=1, handoff=True)
+            reviewed = seed_chat(
+                s, "beans left?", entry="loyalty-points", rating=-1, review="approved"
+            )
+            seed_chat(
+                s, "rejected", entry="track-order", rating=1, correction="x", review="rejected"
+            )
         with rt.sessions() as s:
             found = labelled_questions(session=s)
     finally:
         rt.engine.dispose()
     by_chat = {q.conversation_id: q for q in found}
-    assert set(by_chat) == {approved, corrected}
+    assert set(by_chat) == {approved, corrected, reviewed}  # an admin's review outweighs ratings
     assert (by_chat[approved].question, by_chat[approved].entry_id) == ("beans?", "loyalty-points")
     assert by_chat[corrected].correction == "Points are ..." and by_chat[corrected].entry_id is None
 

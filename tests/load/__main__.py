@@ -33,6 +33,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--interval", type=float, help="open loop: seconds between a session's messages")
     p.add_argument("--closed", action="store_true", help="also (or only) run closed loop")
     p.add_argument("--max-seconds", type=float, default=300, help="stop sending after this")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="run each load this often (new sessions each time)"
+    )
     p.add_argument("--turn-timeout", type=float, default=60, help="an answer later is lost")
     p.add_argument("--polling", action="store_true", help="start on long-polling, as browsers")
     p.add_argument("--url", help="a running server (default: start one)")
@@ -75,6 +78,13 @@ def plans(args: argparse.Namespace, url: str, users: list[tuple[str, str]]):
         yield "open", driver.Plan(interval_s=args.interval, **common)
     if args.closed or not args.interval:
         yield "closed", driver.Plan(interval_s=None, **common)
+
+
+def rounds(args: argparse.Namespace, url: str, users: list[tuple[str, str]]):
+    """Each run of ``plans``, ``--repeat`` times, with a label for the round."""
+    for run in plans(args, url, users):
+        for r in range(args.repeat):
+            yield run, (f" (round {r + 1} of {args.repeat})" if args.repeat > 1 else "")
 
 
 async def measure(mode: str, plan: driver.Plan, pids_of, database_url: str | None):
@@ -120,9 +130,9 @@ def against_url(args: argparse.Namespace) -> bool:
     ok = True
     users = [(args.username, args.password)]
     pids = listening_pids(args.url)
-    for mode, plan in plans(args, args.url.rstrip("/"), users):
+    for (mode, plan), round_ in rounds(args, args.url.rstrip("/"), users):
         summary, stored = asyncio.run(measure(mode, plan, lambda: pids, args.database_url))
-        ok &= report(f"{mode} loop against {args.url}", summary, stored)
+        ok &= report(f"{mode} loop against {args.url}{round_}", summary, stored)
     return ok
 
 
@@ -145,11 +155,11 @@ def own_servers(args: argparse.Namespace) -> bool:
                 users=args.sessions,
                 env=env,
             ) as (server, users):
-                for mode, plan in plans(args, server.url, users):
+                for (mode, plan), round_ in rounds(args, server.url, users):
                     summary, stored = asyncio.run(measure(mode, plan, server.pids, database_url))
                     where = f"{workers} worker(s){' behind nginx' if args.nginx else ''}"
                     label = f"{mode} loop, {where}, {make_url(database_url).get_backend_name()}"
-                    ok &= report(label, summary, stored)
+                    ok &= report(label + round_, summary, stored)
     return ok
 
 

@@ -49,6 +49,7 @@ def backfill(
     start = time.perf_counter()
     result = BackfillResult()
     detector = None
+    finished = 0
     for table in TABLES:
         after = None
         result.detected[table] = 0
@@ -59,11 +60,13 @@ def backfill(
                     limit=settings.batch_size,
                 )  # fmt: skip
             if not rows:
+                finished += after is None  # none unchecked at all
                 break
             detector = detector or detector_for(settings)
             result.detected[table] += detect_and_store(sessions, detector, table, rows)
             after = rows[-1].id
             progress(len(rows))
-    result.left = pending(sessions)
+    # nothing was unchecked: no second scan of a big table to count what is left
+    result.left = 0 if finished == len(TABLES) else pending(sessions)
     result.seconds = time.perf_counter() - start
     return result

@@ -1,6 +1,6 @@
 // Afina's page script (chatbot/ui/.chainlit/config.toml loads it on every chat page).
 //
-// Reload lands on the same chat: once a new chat's first answer is stored, the server sends
+// Reload lands on the same chat: once a new chat's conversation is stored, the server sends
 // {afina: "thread", id} through Chainlit's window message (chatbot/ui/turns.py); the address
 // becomes <root>/thread/<id>, which reopens this conversation after a reload. Chainlit does
 // the same itself only when it is served at "/", and Afina's chat lives at /chat.
