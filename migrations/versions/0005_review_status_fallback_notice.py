@@ -31,6 +31,7 @@ NOTES = (
     "Esta es la respuesta del asistente de respaldo:",
 )
 MOVED = "notice_moved"
+MAX_LEAD = 500  # characters before the note at most: the failure's chat message
 
 messages = sa.table(
     "messages",
@@ -80,7 +81,7 @@ def split_notice(content: str) -> tuple[str, str] | None:
         at = content.find(note)
         end = at + len(note)
         if (
-            at < 0
+            not 0 <= at <= MAX_LEAD  # after the failure's one-line chat message, if at all
             or (at > 0 and content[at - 1] != "\n")
             or content[end : end + 1] not in ("\n", "")
         ):

@@ -143,3 +143,14 @@ def test_calibration_without_out_of_scope_questions_is_refused(settings, tmp_pat
     path.write_text(json.dumps({"text": "password?", "locale": "en", "entry_id": "x"}) + "\n")
     with pytest.raises(InputError, match="out-of-scope questions"):
         calibrate_configured(settings, [path])
+
+
+def test_switching_the_embedder_calibrates_the_new_index_again(settings, tmp_path):
+    from chatbot.knowledge.tuning.switch import use_model
+
+    calibrate_configured(settings, [write_questions(tmp_path / "q.jsonl")], target=1.0)
+    (settings.index_dir / "en" / handover.FILE).unlink()  # as if the index had been rebuilt
+    use_model(settings, "en", "default")  # re-embeds the English index
+    stored = handover.read(settings.index_dir / "en")
+    assert stored is not None
+    assert stored.holds_for(read_meta(settings.index_dir / "en").version, stored.model)

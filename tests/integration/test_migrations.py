@@ -88,6 +88,7 @@ def _old_rows(engine) -> dict[str, str]:
     # a question quoting the note, and an answer mentioning it mid-sentence: left alone
     contents["user-quote"] = NOTICE["en"]
     contents["mid-sentence"] = f"It said '{NOTICE['en']}' and stopped."
+    contents["deep-in-answer"] = "An answer. " * 60 + f"\n{NOTICE['en']}\n\nMore."
     with engine.begin() as conn:
         conn.execute(
             users.insert().values(id=1, username="a", role="agent", disabled=False, created_at=now)
@@ -151,7 +152,7 @@ def test_0005_moves_old_fallback_notices_out_of_answers_and_back(database_url: s
             assert details["fallback"]["notice"] == NOTICE[lang]
             assert details["fallback"]["from"] == "llm"  # the rest of details is kept
             assert content[spans[0]["start"] : spans[0]["end"]] == "+34 600 000 000"
-        for key in ("user-quote", "mid-sentence"):
+        for key in ("user-quote", "mid-sentence", "deep-in-answer"):
             assert after[key][0] == before[key]
             assert "notice" not in after[key][1]["fallback"]
         migrate.downgrade(engine, "0004")  # reversible: the old text comes back exactly

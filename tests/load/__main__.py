@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 import tempfile
@@ -36,6 +37,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--repeat", type=int, default=1, help="run each load this often (new sessions each time)"
     )
+    p.add_argument("--warmup", type=int, default=5, help="turns before measuring (not counted)")
     p.add_argument("--turn-timeout", type=float, default=60, help="an answer later is lost")
     p.add_argument("--polling", action="store_true", help="start on long-polling, as browsers")
     p.add_argument("--url", help="a running server (default: start one)")
@@ -87,11 +89,14 @@ def rounds(args: argparse.Namespace, url: str, users: list[tuple[str, str]]):
             yield run, (f" (round {r + 1} of {args.repeat})" if args.repeat > 1 else "")
 
 
-async def measure(mode: str, plan: driver.Plan, pids_of, database_url: str | None):
-    """One run: drive, sample memory, check the database; the figures."""
+async def measure(mode: str, plan: driver.Plan, pids_of, database_url: str | None, warmup: int = 0):
+    """One run: ``warmup`` turns not counted, then drive, sample memory, check the database;
+    the figures."""
+    if warmup:  # models load on first use: not what a team sees all day
+        await driver.run(dataclasses.replace(plan, sessions=1, messages=warmup, interval_s=None))
     files_before = figures.session_files()
     async with figures.MemorySampler(pids_of) as memory:
-        outcome = await driver.run(plan)
+        outcome = await driver.run(plan, on_start=memory.start_cpu)  # logins not counted
     summary = figures.summarize(mode, plan.sessions, plan.interval_s, outcome, memory)
     summary.files_written = figures.session_files() - files_before
     stored = await asyncio.to_thread(check, database_url, outcome.turns) if database_url else None
@@ -131,7 +136,8 @@ def against_url(args: argparse.Namespace) -> bool:
     users = [(args.username, args.password)]
     pids = listening_pids(args.url)
     for (mode, plan), round_ in rounds(args, args.url.rstrip("/"), users):
-        summary, stored = asyncio.run(measure(mode, plan, lambda: pids, args.database_url))
+        run = measure(mode, plan, lambda: pids, args.database_url, args.warmup)
+        summary, stored = asyncio.run(run)
         ok &= report(f"{mode} loop against {args.url}{round_}", summary, stored)
     return ok
 
@@ -156,7 +162,8 @@ def own_servers(args: argparse.Namespace) -> bool:
                 env=env,
             ) as (server, users):
                 for (mode, plan), round_ in rounds(args, server.url, users):
-                    summary, stored = asyncio.run(measure(mode, plan, server.pids, database_url))
+                    run = measure(mode, plan, server.pids, database_url, args.warmup)
+                    summary, stored = asyncio.run(run)
                     where = f"{workers} worker(s){' behind nginx' if args.nginx else ''}"
                     label = f"{mode} loop, {where}, {make_url(database_url).get_backend_name()}"
                     ok &= report(label + round_, summary, stored)

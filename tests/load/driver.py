@@ -70,8 +70,13 @@ async def _log_in_all(plan: Plan, http: aiohttp.ClientSession) -> list[str]:
     return list(await asyncio.gather(*(one(n, p) for n, p in needed)))
 
 
-async def run(plan: Plan, on_turn: Callable[[Turn], None] | None = None) -> Outcome:
-    """Log in, connect every session, drive them, and return every turn."""
+async def run(
+    plan: Plan,
+    on_turn: Callable[[Turn], None] | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> Outcome:
+    """Log in, connect every session, drive them (``on_start`` is called once all are
+    connected, ``on_turn`` after each turn), and return every turn."""
     outcome, texts = Outcome(), questions()
     started = time.perf_counter()
     async with aiohttp.ClientSession() as http:
@@ -94,6 +99,8 @@ async def run(plan: Plan, on_turn: Callable[[Turn], None] | None = None) -> Outc
             await session.reconnect()
 
     await asyncio.gather(*(connect(s) for s in sessions))
+    if on_start is not None:
+        on_start()
     deadline = time.perf_counter() + plan.max_seconds
     begun = time.perf_counter()
 

@@ -70,9 +70,13 @@ class MemorySampler:
                 continue
         return total
 
+    def start_cpu(self) -> None:
+        """Count CPU from now on (after the logins and connects)."""
+        self.cpu_start, self.client_cpu_start = self.cpu_seconds(), time.process_time()
+
     async def __aenter__(self) -> MemorySampler:
         start = time.perf_counter()
-        self.cpu_start, self.client_cpu_start = self.cpu_seconds(), time.process_time()
+        self.start_cpu()
 
         async def loop() -> None:
             while True:
