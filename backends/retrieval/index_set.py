@@ -25,8 +25,8 @@ class Routes:
     )
 
     def model_for(self, group: str) -> str:
-        """The embedder spec for a language group."""
-        return self.language_models.get(group, self.default_model)
+        """The embedder spec for a language group (an empty entry means ``default_model``)."""
+        return self.language_models.get(group) or self.default_model
 
 
 def group_entries(entries: Sequence[Entry]) -> dict[str, list[Entry]]:

@@ -110,8 +110,10 @@ def test_converted_model_is_kept_where_settings_say(
     settings = get_settings()
     reports = ingest_configured(settings, SMALL_KB)
     assert {r.group for r in reports} == {"en", "es"}
+    # Spanish e5 (dense + sparse) and English MiniLM ("st"), both converted into this folder
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "models").glob("*.onnx")) == [
         "e5",
         "sae",
+        "st",
     ]
     assert IndexSet.load(settings.index_dir, Routes()).indexes["es"].meta.entries > 0

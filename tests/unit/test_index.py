@@ -40,7 +40,8 @@ def test_entry_score_is_the_mean_of_its_two_best_phrasings(embedder):
 def test_each_language_gets_its_own_index_and_embedder(small_index_dir: Path):
     indexes = IndexSet.load(small_index_dir, Routes())
     assert sorted(indexes.indexes) == ["en", "es"]
-    assert indexes.indexes["en"].meta.model == "sentence-transformers/all-MiniLM-L6-v2"
+    # English: MiniLM on ONNX Runtime int8 (the default), Spanish: e5
+    assert indexes.indexes["en"].meta.model == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8"
     assert indexes.indexes["es"].meta.model == embedder_name(Routes().model_for("es"))
     assert "multilingual-e5-small" in indexes.indexes["es"].meta.model
     assert {e.locale for e in indexes.indexes["es"].entries} == {"es"}
@@ -50,7 +51,7 @@ def test_each_language_gets_its_own_index_and_embedder(small_index_dir: Path):
 
 def test_saved_index_records_model_dimension_and_ids(small_index_dir: Path):
     meta = json.loads((small_index_dir / "en" / "meta.json").read_text())
-    assert meta["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["model"] == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8"
     assert meta["dim"] == 384
     assert meta["index_type"] == "flat"
     assert meta["built_at"]
