@@ -130,7 +130,7 @@ def _check_message(message: Any, rules: list[str], *, weights: bool) -> None:
     if not isinstance(message, dict):
         rules.append("missing_messages")
         return
-    if set(message) - MESSAGE_KEYS:
+    if not MESSAGE_KEYS.issuperset(message):
         rules.append("unknown_key")
     role = message.get("role")
     if role not in ROLES:

@@ -96,7 +96,7 @@ async def test_reply_is_stored_with_provenance(runtime: Runtime):
     assert (user_msg.role, user_msg.content) == ("user", "What does delivery cost?")
     assert answer.role == "assistant" and answer.content == text
     assert answer.backend_name == "faq" and len(answer.backend_config_hash or "") == 12
-    assert answer.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert answer.model == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8"
     assert answer.sources[0]["id"] == "shipping-cost" and answer.sources[0]["score"] > 0.5
     assert answer.index_version and answer.error is None and answer.handoff is False
     assert 0 < answer.ttft_ms <= answer.latency_ms
