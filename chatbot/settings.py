@@ -263,9 +263,11 @@ class PiiSettings(BaseModel):
     spanish_model: str = "es_core_news_sm"
     # Presidio results scoring below this are dropped.
     threshold: float = Field(default=0.4, ge=0.0, le=1.0)
-    # Detect personal data in a background thread when a message is stored (off the chat's
-    # path), so exports only apply stored spans.
+    # Detect personal data when a message is stored, in a child process of the server (off
+    # the chat's path and its interpreter lock), so exports only apply stored spans.
     detect_on_store: bool = True
+    # Nice value of that child process: the OS gives the chats the CPU first (0 = as the server).
+    worker_nice: int = Field(default=10, ge=0, le=19)
     # Messages detected per batch (spaCy nlp.pipe) by the worker and the backfill.
     batch_size: int = Field(default=64, ge=1, le=10_000)
 

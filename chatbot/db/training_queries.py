@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, exists, func, insert, select, update
+from sqlalchemy import String, cast, exists, func, insert, select, text, update
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.orm import Session
 
@@ -143,6 +143,31 @@ def _partitions(rows: CursorResult[Any], batch: int) -> Iterator[list[Conversati
     with rows:
         for part in rows.partitions(batch):
             yield [(cid, created_at, locale, pinned) for cid, created_at, locale, pinned in part]
+
+
+def gather_statistics(*, session: Session) -> bool:
+    """On PostgreSQL, gather planner statistics of the tables an export reads when they were
+    never gathered (a database just loaded: autovacuum has not got to it yet); True if it did.
+
+    Without them the planner guesses a batch's messages are a tenth of the table and scans
+    every message for each batch: 0.6 s instead of 0.12 s per 1,000 chats at 1M messages.
+    ``ANALYZE`` samples a fixed number of rows (under a second) and blocks no reads or writes.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return False
+    tables = [model.__tablename__ for model in (Conversation, Message, Feedback, Correction)]
+    never = connection.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY(:tables) "
+            "AND last_analyze IS NULL AND last_autoanalyze IS NULL"
+        ),
+        {"tables": tables},
+    ).scalar()
+    if not never:
+        return False
+    connection.execute(text(f"ANALYZE {', '.join(tables)}"))
+    return True
 
 
 def count_conversations(*, session: Session, conditions: list[Any]) -> int:

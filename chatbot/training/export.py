@@ -30,6 +30,7 @@ from chatbot.db.training_queries import (
     StoredConversation,
     conversations_of,
     count_conversations,
+    gather_statistics,
     iter_conversation_keys,
 )
 from chatbot.errors import InputError
@@ -417,6 +418,8 @@ def run_export(
     """
     if options.single_file:  # everything not pinned elsewhere is training data
         options = replace(options, plan=SplitPlan(0.0, 0.0, options.plan.seed))
+    with sessions.begin() as session:
+        gather_statistics(session=session)
     detected = 0
     if options.redact and pii is not None:
         from chatbot.training.pii.backfill import backfill

@@ -158,6 +158,8 @@ def child(url: str, out: str, total: int) -> None:
                 "examples": examples,
                 "cpu_s": own.ru_utime + own.ru_stime,
                 "workers_cpu_s": workers.ru_utime + workers.ru_stime,
+                # the largest worker's peak (at least this process's size when it started one)
+                "workers_peak_rss_mb": workers.ru_maxrss / 1024,
                 "load": round(os.getloadavg()[0], 1),
             }
         )
@@ -185,7 +187,8 @@ def measure(label: str, url: str, messages: int) -> None:
         f"{figures['wall_s']:.1f} s ({per_s:,.0f} messages/s), {figures['examples']:,} examples, "
         f"peak RSS {figures['peak_rss_mb']:.0f} MiB, "
         f"RSS while reading {figures['rss_while_reading']}; CPU {figures['cpu_s']:.0f} s "
-        f"+ {figures['workers_cpu_s']:.0f} s in worker processes; load average "
+        f"+ {figures['workers_cpu_s']:.0f} s in worker processes (peak RSS "
+        f"{figures['workers_peak_rss_mb']:.0f} MiB each at most); load average "
         f"{figures['load']} on {os.cpu_count()} CPUs"
     )
 
