@@ -43,7 +43,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``url``; SQLite files get their folder, WAL mode and foreign keys.
 
     The pool keeps as many connections as threads may ask for at once (asyncio's default
-    executor runs up to CPUs + 4 of them, plus the PII worker): past ``pool_size`` each
+    executor runs up to CPUs + 4 of them): past ``pool_size`` each
     checkout opens and closes a connection, a connect per turn on PostgreSQL."""
     url = normalize_url(url)
     parsed = make_url(url)

@@ -142,7 +142,7 @@ def iter_conversation_keys(
 def _partitions(rows: CursorResult[Any], batch: int) -> Iterator[list[ConversationKey]]:
     with rows:
         for part in rows.partitions(batch):
-            yield [(cid, created_at, locale, pinned) for cid, created_at, locale, pinned in part]
+            yield [_key(tuple(row)) for row in part]
 
 
 def gather_statistics(*, session: Session) -> bool:
@@ -168,6 +168,11 @@ def gather_statistics(*, session: Session) -> bool:
         return False
     connection.execute(text(f"ANALYZE {', '.join(tables)}"))
     return True
+
+
+def _key(row: tuple[Any, ...]) -> ConversationKey:
+    """A conversation key from its row (id, created_at, locale, pinned split)."""
+    return (row[0], row[1], row[2], row[3])
 
 
 def count_conversations(*, session: Session, conditions: list[Any]) -> int:

@@ -186,10 +186,14 @@ def measure(label: str, url: str, messages: int) -> None:
         f"export {label:<10} {messages:,} messages / {n_conv:,} chats (seeded in {seeded:.0f} s): "
         f"{figures['wall_s']:.1f} s ({per_s:,.0f} messages/s), {figures['examples']:,} examples, "
         f"peak RSS {figures['peak_rss_mb']:.0f} MiB, "
-        f"RSS while reading {figures['rss_while_reading']}; CPU {figures['cpu_s']:.0f} s "
-        f"+ {figures['workers_cpu_s']:.0f} s in worker processes (peak RSS "
-        f"{figures['workers_peak_rss_mb']:.0f} MiB each at most); load average "
-        f"{figures['load']} on {os.cpu_count()} CPUs"
+        f"RSS while reading {figures['rss_while_reading']}; CPU {figures['cpu_s']:.0f} s"
+        + (
+            f" + {figures['workers_cpu_s']:.0f} s in worker processes (peak RSS "
+            f"{figures['workers_peak_rss_mb']:.0f} MiB each at most)"
+            if figures["workers_cpu_s"]
+            else " (no worker processes)"
+        )
+        + f"; load average {figures['load']} on {os.cpu_count()} CPUs"
     )
 
 
