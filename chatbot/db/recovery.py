@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import Select, and_, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from chatbot.db import answer_store, store
@@ -38,7 +38,12 @@ def mark_interrupted(*, session: Session) -> int:
             )
         )
     )
-    ids = list(session.scalars(unanswered))
+    return _mark_interrupted(session, unanswered)
+
+
+def _mark_interrupted(session: Session, questions: Select[str]) -> int:
+    """Mark the questions ``questions`` selects as interrupted, 500 at a time; how many."""
+    ids = list(session.scalars(questions))
     for start in range(0, len(ids), 500):
         session.execute(
             update(Message)
@@ -140,11 +145,4 @@ def mark_unanswered(*, session: Session, since: datetime, until: datetime) -> in
         Message.created_at <= until,
         ~answered,
     )
-    ids = list(session.scalars(unanswered))
-    for start in range(0, len(ids), 500):
-        session.execute(
-            update(Message)
-            .where(Message.id.in_(ids[start : start + 500]))
-            .values(status=INTERRUPTED)
-        )
-    return len(ids)
+    return _mark_interrupted(session, unanswered)
