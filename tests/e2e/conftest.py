@@ -7,9 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +20,7 @@ from chatbot.passwords import hash_password
 from chatbot.runtime import Runtime
 from chatbot.settings import DatabaseSettings, RetrievalSettings, Settings
 from tests.conftest import ROOT, SMALL_KB
+from tests.load.servers import wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -120,18 +118,11 @@ def _server_env(home: Path, database_url: str, admin_password: str | None) -> di
 
 
 def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"afina serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"afina serve was not ready in {timeout}s:\n{log.read_text()[-4000:]}")
+    """Until ``url``/healthz answers (the load test's wait); a test failure with the log's end."""
+    try:
+        wait_ready(url, process, log, timeout)
+    except RuntimeError as exc:
+        pytest.fail(f"afina serve: {exc}")
 
 
 @contextmanager
