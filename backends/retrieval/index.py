@@ -191,12 +191,14 @@ class KnowledgeIndex:
         candidates = list(dict.fromkeys(int(self.row_entry[r]) for r in ids[0] if r >= 0))
         candidates = candidates[: max(CANDIDATES, top_k)]
         starts = self._row_starts()
+        dense_query = None
+        if sparse_weight and sparse_query is not None and self.sparse is not None:
+            dense_query = _dense_row(sparse_query, self.sparse.shape[1])
         hits = []
         for pos in candidates:
             sims = self.vectors[starts[pos] : starts[pos + 1]] @ query[0]
-            if sparse_weight and sparse_query is not None and self.sparse is not None:
-                rows = self.sparse[starts[pos] : starts[pos + 1]]
-                sparse_sims = (rows @ sparse_query.T).toarray().ravel()
+            if dense_query is not None and self.sparse is not None:
+                sparse_sims = _sparse_dots(self.sparse, starts[pos], starts[pos + 1], dense_query)
                 sims = (sims + sparse_weight * sparse_sims) / (1 + sparse_weight)
             views = self.row_view[starts[pos] : starts[pos + 1]]
             hits.append(Hit(self.entries[pos], _entry_score(sims, views, view_weights)))
@@ -306,6 +308,24 @@ def read_meta(folder: Path) -> IndexMeta:
             f"the index in {folder} has an old format: re-ingest (afina kb ingest)"
         )
     return IndexMeta(**raw)
+
+
+def _dense_row(row: sparse.csr_matrix, width: int) -> np.ndarray:
+    """One sparse query row as a dense vector (a few thousand floats: cheap to index into)."""
+    dense = np.zeros(width, dtype=np.float32)
+    dense[row.indices] = row.data
+    return dense
+
+
+def _sparse_dots(matrix: sparse.csr_matrix, start: int, stop: int, query: np.ndarray) -> np.ndarray:
+    """Dot products of rows ``start:stop`` of ``matrix`` with a dense ``query``.
+
+    Read straight from the CSR arrays: slicing the matrix and multiplying with scipy built
+    three sparse matrices per candidate entry, ~15% of a Spanish turn's CPU under load."""
+    bounds = matrix.indptr[start : stop + 1]
+    products = matrix.data[bounds[0] : bounds[-1]] * query[matrix.indices[bounds[0] : bounds[-1]]]
+    sums = np.concatenate(([0.0], np.cumsum(products, dtype=np.float64)))
+    return (sums[bounds[1:] - bounds[0]] - sums[bounds[:-1] - bounds[0]]).astype(np.float32)
 
 
 def _sparse_rows(

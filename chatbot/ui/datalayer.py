@@ -38,9 +38,8 @@ from chatbot.db.session import retrying
 from chatbot.ui import state
 from chatbot.ui.auth import CURRENT_USER_ID
 from chatbot.ui.render import (
-    CORRECTION_ELEMENT,
     answer_markdown,
-    correction_props,
+    correction_element,
     fallback_notice,
     retrieval_summary,
 )
@@ -380,19 +379,14 @@ def _answer_steps(
 
 def _correction_element(message: Message, correction: str | None, locale: str) -> ElementDict:
     """The correction editor under an answer, showing the saved correction if there is one."""
-    props = correction_props(
-        message_id=message.id, answer=message.content, correction=correction, locale=locale
+    return correction_element(  # type: ignore[return-value]
+        element_id=derived_id(message.id, "correction"),
+        thread_id=message.conversation_id,
+        message_id=message.id,
+        answer=message.content,
+        correction=correction,
+        locale=locale,
     )
-    return {  # type: ignore[typeddict-unknown-key]
-        "id": derived_id(message.id, "correction"),
-        "threadId": message.conversation_id,
-        "type": "custom",
-        "name": CORRECTION_ELEMENT,
-        "display": "inline",
-        "forId": message.id,
-        "mime": "application/json",
-        "props": props,
-    }
 
 
 def _json_safe(value: Any) -> dict:

@@ -79,6 +79,34 @@ def correction_props(
     }
 
 
+def correction_element(
+    *,
+    element_id: str,
+    thread_id: str,
+    message_id: str,
+    answer: str,
+    correction: str | None,
+    locale: str,
+) -> dict[str, Any]:
+    """The correction editor under an answer as the browser receives it, live or on reload.
+
+    Sent as a plain element dict: ``cl.CustomElement.send`` would also write its props to a
+    JSON file in the session's files folder, one file per answer, that nothing reads back."""
+    props = correction_props(
+        message_id=message_id, answer=answer, correction=correction, locale=locale
+    )
+    return {
+        "id": element_id,
+        "threadId": thread_id,
+        "type": "custom",
+        "name": CORRECTION_ELEMENT,
+        "display": "inline",
+        "forId": message_id,
+        "mime": "application/json",
+        "props": props,
+    }
+
+
 def fallback_notice(details: dict[str, Any] | None) -> str | None:
     """The notice shown above an answer from the fallback backend (kept out of its text)."""
     fallback = (details or {}).get("fallback")

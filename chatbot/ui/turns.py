@@ -23,11 +23,10 @@ from chatbot.runtime import Runtime
 from chatbot.service import Reply, TurnResult, clean_text
 from chatbot.ui import state
 from chatbot.ui.auth import LoginUser
-from chatbot.ui.datalayer import ASSISTANT, run_db
+from chatbot.ui.datalayer import ASSISTANT, derived_id, run_db
 from chatbot.ui.render import (
-    CORRECTION_ELEMENT,
     answer_markdown,
-    correction_props,
+    correction_element,
     fallback_notice,
     retrieval_summary,
 )
@@ -173,8 +172,12 @@ async def _show_answer(answer: cl.Message, result: TurnResult, locale: str) -> N
     await (answer.update() if answer.streaming else answer.send())
     if result.error:
         return
-    props = correction_props(
-        message_id=answer.id, answer=result.text, correction=None, locale=locale
+    editor = correction_element(
+        element_id=derived_id(answer.id, "correction"),
+        thread_id=answer.thread_id,
+        message_id=answer.id,
+        answer=result.text,
+        correction=None,
+        locale=locale,
     )
-    editor = cl.CustomElement(name=CORRECTION_ELEMENT, props=props, display="inline")
-    await editor.send(for_id=answer.id)
+    await cl.context.emitter.send_element(editor)  # type: ignore[arg-type]
