@@ -125,10 +125,10 @@ def run(index_dir: Path, turns: int, postgres_admin: str) -> None:
                 f"turn   {label:<10} overhead {summary(overhead)}   "
                 f"overhead/total (p50) {pct(overhead, 50) / pct(total, 50):.0%}"
             )
-            for name, least in floors.items():
-                print(f"turn   {label:<10} {name:<8} {summary(least)}   (two raw commits)")
+            for kind, least in floors.items():
+                print(f"turn   {label:<10} {kind:<8} {summary(least)}   (two raw commits)")
                 print(
-                    f"turn   {label:<10} overhead/{name}  p50 "
+                    f"turn   {label:<10} overhead/{kind}  p50 "
                     f"{pct(overhead, 50) / pct(least, 50):.1f}x  p95 "
                     f"{pct(overhead, 95) / pct(least, 95):.1f}x   (goal: p95 within 3x)"
                 )
