@@ -282,17 +282,29 @@ def entry_rows(entry: Entry) -> list[tuple[int, TextKind, str]]:
 
 
 def _entry_score(sims: np.ndarray, views: np.ndarray, weights: Sequence[float] | None) -> float:
-    """Mean of the two best own phrasings; with ``weights``, the weighted mean of the views."""
-    own = sims[views == OWN]
+    """Mean of the two best own phrasings; with ``weights``, the weighted mean of the views.
+
+    An entry has a handful of rows: plain Python lists beat numpy's per-call overhead here
+    (this runs for every candidate entry of every question)."""
+    by_view: dict[int, list[float]] = {}
+    for sim, view in zip(sims.tolist(), views.tolist(), strict=True):
+        by_view.setdefault(view, []).append(sim)
+    own = by_view.get(OWN, [])
     if weights is None or len(own) == len(sims):
-        return float(np.sort(own)[-SCORED_PHRASINGS:].mean())
+        return _best_mean(own)
     total = score = 0.0
     for view, weight in enumerate(weights):
-        part = sims[views == view]
-        if weight and len(part):
-            score += weight * float(np.sort(part)[-SCORED_PHRASINGS:].mean())
+        part = by_view.get(view)
+        if weight and part:
+            score += weight * _best_mean(part)
             total += weight
     return score / total
+
+
+def _best_mean(values: list[float]) -> float:
+    """The mean of the ``SCORED_PHRASINGS`` highest values (nan for none, as numpy's mean)."""
+    best = sorted(values)[-SCORED_PHRASINGS:]
+    return sum(best) / len(best) if best else float("nan")
 
 
 def read_meta(folder: Path) -> IndexMeta:

@@ -191,8 +191,8 @@ async def on_message(message: cl.Message) -> None:
         async with contextlib.aclosing(aiter(turn.reply)) as stream:
             async for chunk in stream:
                 await answer.stream_token(chunk)
-    except DatabaseUnavailable:  # the turn is kept in the journal
-        await turns.warn(turn.locale, "unsaved")
+    except (DatabaseUnavailable, NotFoundError) as exc:  # kept in the journal / deleted meanwhile
+        await turns.warn(turn.locale, "not_found" if isinstance(exc, NotFoundError) else "unsaved")
         return
     await turns.finish(turn, answer)
 

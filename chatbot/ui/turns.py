@@ -34,6 +34,9 @@ from chatbot.ui.texts import locale_of, t
 
 # what chatbot/ui/public/afina.js listens for: the chat's address becomes /chat/thread/<id>
 THREAD_MESSAGE = "thread"
+# the (thread, user) this browser session already opened: later turns skip that transaction
+# (a conversation deleted meanwhile is still refused: storing the question needs it)
+OPENED = "afina_opened_thread"
 
 
 @dataclass
@@ -109,6 +112,8 @@ async def _open_conversation(
     """Make sure this thread is a conversation of ``user`` (started on the first message);
     while the database is down, keep the question in the journal. False: the turn ends."""
     thread_id = cl.context.session.thread_id
+    if cl.user_session.get(OPENED) == (thread_id, user.id):  # checked on an earlier turn
+        return True
     try:
         await run_db(
             lambda s: conversations.open_own(
@@ -124,6 +129,7 @@ async def _open_conversation(
             raise
         await _keep_unsaved(runtime, thread_id, user, locale, message, exc)
         return False
+    cl.user_session.set(OPENED, (thread_id, user.id))
     return True
 
 
