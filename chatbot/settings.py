@@ -51,6 +51,9 @@ class RetrievalSettings(BaseModel):
     # settings above while the index is unchanged (false: always use them).
     handover_oos_recall: float = Field(default=0.95, gt=0.0, le=1.0)
     calibrated_handover: bool = True
+    # Whether `afina kb calibrate` may compare with what another language's index answers (its
+    # embedder's opinion; chosen only when it answers more right, at one more query encode).
+    handover_cross_check: bool = True
     # Messages of at most this many words are asked of every language's index (0 = only when
     # the language detector is unsure); the index whose answer clears its bar by most answers.
     short_words: int = Field(default=DEFAULT_SHORT_WORDS, ge=0, le=50)
@@ -251,6 +254,9 @@ class EmbedderTuneSettings(BaseModel):
     # A corrected answer trains its question only when an entry's answer is at least this
     # similar to the correction (cosine, current embedder); otherwise the chat is skipped.
     correction_min_similarity: float = Field(default=0.8, gt=0.0, le=1.0)
+    # Freeze the word-embedding matrix of models with at least this many rows (0 = never):
+    # multilingual-e5's 250k rows (Spanish) are not trained, MiniLM's 30k (English) are.
+    freeze_embeddings_min_rows: int = Field(default=100_000, ge=0)
     seed: int = 0
 
 

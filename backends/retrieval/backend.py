@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import Backend, BackendError, Conversation, ReplyMeta, Source
+from backends.retrieval import handover
 from backends.retrieval.defaults import (
     DEFAULT_LANGUAGE_MIN_SCORES,
     DEFAULT_LANGUAGE_SPARSE_WEIGHTS,
@@ -19,7 +20,7 @@ from backends.retrieval.defaults import (
     DEFAULT_SHORT_WORDS,
 )
 from backends.retrieval.embedder import Embedder, load_embedder
-from backends.retrieval.handover import Calibration
+from backends.retrieval.handover import SIGNALS, Calibration
 from backends.retrieval.index import Hit, KnowledgeIndex, KnowledgeIndexError
 from backends.retrieval.index_set import IndexSet, Routes
 from backends.retrieval.texts import handoff_text
@@ -147,15 +148,34 @@ class RetrievalBackend(Backend):
             return calibration.threshold
         return self.language_min_scores.get(group, self.min_score)
 
-    def confidence(self, group: str, hits: Sequence[Hit]) -> float:
-        """What is compared with the hand-over score: the best entry's score, plus the share
-        of its lead over the runner-up that the group's calibration chose (none by default)."""
+    def confidence(self, group: str, hits: Sequence[Hit], text: str) -> float:
+        """What is compared with the hand-over score: the best entry's score by default; with a
+        calibration, its rule over the question's signals (``handover.Rule``)."""
         if not hits:
             return -1.0
         calibration = self._calibration(group)
-        weight = calibration.margin_weight if calibration is not None else 0.0
-        top = hits[0].score
-        return top + weight * (top - (hits[1].score if len(hits) > 1 else top))
+        if calibration is None:
+            return hits[0].score
+        rule = calibration.rule
+        return rule.confidence(self.signals(group, hits, text, rule.features))
+
+    def signals(
+        self, group: str, hits: Sequence[Hit], text: str, names: Sequence[str] = SIGNALS
+    ) -> dict[str, float]:
+        """A question's hand-over signals in ``group``'s index (``hits``: its ranked entries):
+        read off the scores and the best entry, and when ``names`` asks, the best entry of the
+        other language indexes for the same text (another embedder's opinion: one more query
+        encode)."""
+        best = hits[0].entry
+        about = " ".join((best.title, best.answer, *best.texts, *best.aliases))
+        values = handover.hit_signals([h.score for h in hits], text, about)
+        others = [g for g in self.load().indexes if g != group]
+        if others and {"other_best", "other_agrees"} & set(names):
+            found = [self.search(text, g, top_k=1)[2] for g in others]
+            tops = [f[0] for f in found if f]
+            values["other_best"] = max((h.score for h in tops), default=0.0)
+            values["other_agrees"] = float(any(h.entry.id == hits[0].entry.id for h in tops))
+        return values
 
     def _calibration(self, group: str) -> Calibration | None:
         """The group's stored calibration, when used and made for its current index."""
@@ -199,7 +219,7 @@ class RetrievalBackend(Backend):
         score alone moved 2.8% of English answers from the right FAQ entry to a broader section).
         """
         group, index, hits = self.search(text, locale, top_k=max(self.top_k, CANDIDATES))
-        threshold, confidence = self.threshold(group), self.confidence(group, hits)
+        threshold, confidence = self.threshold(group), self.confidence(group, hits, text)
         passes = bool(hits) and confidence >= threshold
         best = choose(hits, min(threshold, hits[0].score)) if passes else None
         others = [h for h in hits if h is not best]

@@ -102,7 +102,7 @@ def search_command(
     for hit in hits:
         table.add_row(f"{hit.score:.3f}", hit.entry.id, hit.entry.locale or "", hit.entry.title)
     console.print(table)
-    if hits and backend.confidence(group, hits) < backend.threshold(group):
+    if hits and backend.confidence(group, hits, text) < backend.threshold(group):
         err.print(
             f"best score is below the hand-over score {backend.threshold(group):.3f} "
             "('afina kb calibrate', else AFINA_RETRIEVAL_MIN_SCORE / "

@@ -69,7 +69,7 @@ def run_calibration(
         inside, outside = r.dev_counts
         console.print(
             f"[bold]{r.group}[/]: hand-over score {r.threshold:.3f} (was {r.configured:.3f}; "
-            f"confidence = best score + {r.margin_weight} x its lead over the runner-up) "
+            f"confidence = {r.rule.describe()}) "
             f"for {goal:.0%} out-of-scope recall, chosen on {inside} in-scope and {outside} "
             f"out-of-scope questions: {_figures(r.dev)}",
             soft_wrap=True,

@@ -6,13 +6,16 @@ hand-over score is the lowest that hands over the target share of the out-of-sco
 (``AFINA_RETRIEVAL_HANDOVER_OOS_RECALL``); what it costs is the share of in-scope questions
 still answered by the right entry. The calibration is written into the index folder with the
 index version it holds for, and the question files it came from, so a rebuild calibrates again.
+What is compared with the score is chosen on the same questions (``handover_rule``): the best
+entry's score plus a share of its lead over the runner-up, or a small logistic model over a few
+signals of the question, whichever answers most in-scope questions right out of fold.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,19 +24,15 @@ import numpy as np
 
 from backends.retrieval import handover
 from backends.retrieval.backend import CANDIDATES, RetrievalBackend, choose
-from backends.retrieval.handover import Calibration, Point, Scored
+from backends.retrieval.handover import Calibration, Point, Rule, Scored
 from backends.retrieval.index import KnowledgeIndex
 from chatbot.errors import InputError
+from chatbot.knowledge.handover_rule import SIGNAL_SETS, Candidate, choose_rule
 from chatbot.knowledge.ingest import IngestReport
 from chatbot.settings import Settings
 from chatbot.training.lineage import sha256_file
 
 CURVE_STEP = 0.02  # spacing of the printed curve's thresholds
-# Confidence = best score + weight x its lead over the runner-up; the weight answering most
-# in-scope questions right at the target is kept. Measured on the development set of the
-# bundled KB (tests/bench, handover): a 0.5 lead weight answered more in-scope questions right
-# at 95% out-of-scope recall than the best score alone, in English and in Spanish.
-MARGIN_WEIGHTS = (0.0, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,15 @@ class GroupReport:
     test_configured: Point | None = None
     test_counts: tuple[int, int] = (0, 0)
     curve: list[tuple[Point, Point | None]] = field(default_factory=list)  # (dev, test)
-    margin_weight: float = 0.0
+    rule: Rule = field(default_factory=Rule)
+    # every candidate rule with its cross-validated in-scope answered right at the target
+    candidates: list[tuple[Candidate, float]] = field(default_factory=list)
+    test_at_target: Point | None = None  # the test split's own score for the target (the curve)
+
+    @property
+    def margin_weight(self) -> float:
+        """The lead weight of a lead rule (0 for a logistic one)."""
+        return self.rule.margin_weight
 
 
 def load_questions(paths: Iterable[Path]) -> list[Question]:
@@ -117,7 +124,10 @@ def score(backend: RetrievalBackend, questions: Sequence[Question]) -> dict[str,
         )
         top = hits[0].score if hits else -1.0
         second = hits[1].score if len(hits) > 1 else top
-        out.setdefault(group, []).append(Scored(top, right, q.entry_id is not None, second))
+        signals = backend.signals(group, hits, q.text) if hits else {}
+        out.setdefault(group, []).append(
+            Scored(top, right, q.entry_id is not None, second, signals)
+        )
     return out
 
 
@@ -126,52 +136,57 @@ def calibrate(
     dev: Sequence[Question],
     test: Sequence[Question],
     target: float,
+    signal_sets: Sequence[tuple[str, ...]] = SIGNAL_SETS,
 ) -> list[GroupReport]:
-    """Choose each index's hand-over score on ``dev``; figures on ``dev`` and ``test``."""
+    """Choose each index's confidence rule and hand-over score on ``dev`` (``signal_sets``: the
+    logistic candidates); figures on ``dev`` and ``test``."""
     on_dev, on_test = score(backend, dev), score(backend, test)
+    return calibrate_scored(on_dev, on_test, target, backend.threshold, signal_sets)
+
+
+def calibrate_scored(
+    on_dev: dict[str, list[Scored]],
+    on_test: dict[str, list[Scored]],
+    target: float,
+    configured_for: Callable[[str], float],
+    signal_sets: Sequence[tuple[str, ...]] = SIGNAL_SETS,
+) -> list[GroupReport]:
+    """``calibrate`` on questions already scored (``signal_sets``: the logistic candidates)."""
     reports = []
     for group, scored in sorted(on_dev.items()):
         if all(s.in_scope for s in scored):
             continue
-        weight, threshold = _best_weight(scored, target)
-        configured = backend.threshold(group)
+        choice = choose_rule(scored, target, signal_sets)
+        rule, threshold = choice.rule, choice.threshold
+        configured = configured_for(group)
         tested = on_test.get(group, [])
         report = GroupReport(
             group=group,
             threshold=threshold,
             configured=configured,
-            dev=handover.point(threshold, scored, weight),
+            dev=handover.point(threshold, scored, rule),
             dev_configured=handover.point(configured, scored),
             dev_counts=_counts(scored),
-            margin_weight=weight,
+            rule=rule,
+            candidates=choice.table,
         )
         if tested:
-            report.test = handover.point(threshold, tested, weight)
+            report.test = handover.point(threshold, tested, rule)
             report.test_configured = handover.point(configured, tested)
             report.test_counts = _counts(tested)
+            outside = [s.confidence(rule) for s in tested if not s.in_scope]
+            if outside:
+                own = handover.choose_threshold(outside, target)
+                report.test_at_target = handover.point(own, tested, rule)
         report.curve = [
             (
-                handover.point(t, scored, weight),
-                handover.point(t, tested, weight) if tested else None,
+                handover.point(t, scored, rule),
+                handover.point(t, tested, rule) if tested else None,
             )
-            for t in _grid(scored, weight)
+            for t in _grid(scored, rule)
         ]
         reports.append(report)
     return reports
-
-
-def _best_weight(scored: Sequence[Scored], target: float) -> tuple[float, float]:
-    """The margin weight (and its threshold for ``target``) that answers most in-scope
-    questions right on ``scored``; the smaller weight on a tie."""
-    best: tuple[float, float, float] | None = None
-    for weight in MARGIN_WEIGHTS:
-        outside = [s.confidence(weight) for s in scored if not s.in_scope]
-        threshold = handover.choose_threshold(outside, target)
-        right = handover.point(threshold, scored, weight).answered_right
-        if best is None or right > best[0] + 1e-9:
-            best = (right, weight, threshold)
-    assert best is not None
-    return best[1], best[2]
 
 
 def _counts(scored: Sequence[Scored]) -> tuple[int, int]:
@@ -180,9 +195,9 @@ def _counts(scored: Sequence[Scored]) -> tuple[int, int]:
     return inside, len(scored) - inside
 
 
-def _grid(scored: Sequence[Scored], weight: float) -> list[float]:
+def _grid(scored: Sequence[Scored], rule: Rule) -> list[float]:
     """Thresholds spanning the confidences, every ``CURVE_STEP``."""
-    values = [s.confidence(weight) for s in scored]
+    values = [s.confidence(rule) for s in scored]
     low = np.floor(min(values) / CURVE_STEP) * CURVE_STEP
     high = np.ceil(max(values) / CURVE_STEP) * CURVE_STEP
     return [round(float(t), 4) for t in np.arange(low, high + 1e-9, CURVE_STEP)]
@@ -213,12 +228,20 @@ def calibrate_configured(
         config["language_models"] = language_models
     backend = RetrievalBackend.from_config(config)
     dev, test = split(questions, test_fraction, seed)
-    reports = calibrate(backend, dev, test, target)
+    reports = calibrate(backend, dev, test, target, signal_sets(settings))
     sources = [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files]
     for report in reports:
         index = backend.load().indexes[report.group]
         _store(index, settings.index_dir / report.group, report, target, sources)
     return reports
+
+
+def signal_sets(settings: Settings) -> tuple[tuple[str, ...], ...]:
+    """The logistic candidates' signal sets the settings allow (no other index's opinion
+    without ``handover_cross_check``)."""
+    if settings.retrieval.handover_cross_check:
+        return SIGNAL_SETS
+    return tuple(s for s in SIGNAL_SETS if not set(s) & set(handover.SEARCH_SIGNALS))
 
 
 def _store(
@@ -231,7 +254,10 @@ def _store(
         target_oos_recall=target,
         index_version=index.meta.version,
         model=index.meta.model,
-        margin_weight=report.margin_weight,
+        margin_weight=report.rule.margin_weight,
+        features=list(report.rule.features),
+        coefficients=list(report.rule.coefficients),
+        intercept=report.rule.intercept,
         dev={
             "in_scope": inside,
             "out_of_scope": outside,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,39 @@ def test_switching_the_embedder_calibrates_the_new_index_again(settings, tmp_pat
     stored = handover.read(settings.index_dir / "en")
     assert stored is not None
     assert stored.holds_for(read_meta(settings.index_dir / "en").version, stored.model)
+
+
+def _store_rule(settings: Settings, group: str, **fields) -> None:
+    """Overwrite the group's stored calibration with ``fields`` changed."""
+    stored = handover.read(settings.index_dir / group)
+    assert stored is not None
+    handover.write(settings.index_dir / group, replace(stored, **fields))
+
+
+def test_stored_logistic_rule_decides_in_the_chat(settings, tmp_path):
+    calibrate_configured(settings, [write_questions(tmp_path / "q.jsonl")], target=1.0)
+    # a rule that is sure of nothing: even a question the KB answers is handed over
+    _store_rule(settings, "en", features=["best"], coefficients=[0.0], intercept=-20.0)
+    _store_rule(settings, "es", features=["best"], coefficients=[0.0], intercept=-20.0)
+    assert reply(settings, "I forgot my password", "en").handoff
+    # one that trusts the agreement of the other language's index: answers, and tells apart
+    _store_rule(
+        settings,
+        "en",
+        features=["other_agrees"],
+        coefficients=[10.0],
+        intercept=-5.0,
+        threshold=0.5,
+    )
+    assert not reply(settings, "I forgot my password", "en").handoff
+
+
+def test_stale_or_unknown_calibration_is_ignored(settings, tmp_path):
+    calibrate_configured(settings, [write_questions(tmp_path / "q.jsonl")], target=1.0)
+    config = kind_defaults(settings, "retrieval")
+    assert RetrievalBackend.from_config(config).threshold("en") != 0.5
+    _store_rule(settings, "en", index_version="an-older-index")
+    assert RetrievalBackend.from_config(config).threshold("en") == 0.5  # the configured score
+    calibrate_configured(settings, [write_questions(tmp_path / "q.jsonl")], target=1.0)
+    _store_rule(settings, "en", features=["from-a-newer-release"], coefficients=[1.0])
+    assert RetrievalBackend.from_config(config).threshold("en") == 0.5
