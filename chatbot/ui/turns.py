@@ -78,9 +78,6 @@ async def begin(message: cl.Message, locale: str, user: LoginUser | None) -> Tur
         return None
     if not await _open_conversation(runtime, message, user, locale):
         return None
-    # the chat's address becomes /chat/thread/<id> (chatbot/ui/public/afina.js): a reload, even
-    # mid-answer or after Stop, reopens this conversation instead of starting a new one
-    await cl.send_window_message({"afina": THREAD_MESSAGE, "id": thread_id})
     # shown while waiting; kept above a retrieval answer, removed under any other one
     search = cl.Step(  # a child of the run, like the answer after it
         name=t(locale, "retrieval"), type="retrieval", parent_id=run.id if run else None
@@ -130,6 +127,9 @@ async def _open_conversation(
         await _keep_unsaved(runtime, thread_id, user, locale, message, exc)
         return False
     cl.user_session.set(OPENED, (thread_id, user.id))
+    # the chat's address becomes /chat/thread/<id> (chatbot/ui/public/afina.js): a reload, even
+    # mid-answer or after Stop, reopens this conversation instead of starting a new one
+    await cl.send_window_message({"afina": THREAD_MESSAGE, "id": thread_id})
     return True
 
 

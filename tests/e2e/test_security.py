@@ -18,13 +18,13 @@ import socketio
 from sqlalchemy import select
 
 from chatbot.db import history, store
-from chatbot.db.models import Feedback
+from chatbot.db.models import Conversation, Feedback
 from chatbot.passwords import hash_password
 from tests.e2e.conftest import CHAINLIT_TRAPS, PASSWORD, Server, running_server
 
 pytestmark = pytest.mark.e2e
 EVIL = "http://evil.example"
-TARGETS = ("target", "dora", "erin", "frank", "gina", "hank")
+TARGETS = ("target", "dora", "erin", "frank", "gina", "hank", "ivan")
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +270,53 @@ def test_disabled_user_is_out_everywhere_and_enable_lets_them_back(server: Serve
 
 
 # feedback ownership ----------------------------------------------------------------------------
+async def _ask_twice_deleting_between(server: Server, cookie: str) -> tuple[list[str], str]:
+    """Ask on one socket, delete the conversation (as another tab would), ask again."""
+    client = await socket_client(server, cookie)
+    seen: list[str] = []
+    client.on("new_message", lambda data: seen.append(json.dumps(data)))
+    client.on("update_message", lambda data: seen.append(json.dumps(data)))
+
+    async def ask(text: str, done) -> None:
+        message = {
+            "id": str(uuid.uuid4()),
+            "threadId": "",
+            "name": "ivan",
+            "type": "user_message",
+            "output": text,
+            "createdAt": "2026-11-29T08:00:00Z",
+        }
+        await client.emit("client_message", {"message": message, "fileReferences": None})
+        for _ in range(200):
+            if done():
+                return
+            await asyncio.sleep(0.1)
+
+    try:
+        await client.emit("connection_successful")
+        await asyncio.sleep(1.0)
+        await ask("how much is shipping?", lambda: any("Sources" in s for s in seen))
+        with server.sessions.begin() as session:
+            ivan = store.get_user(session=session, username="ivan")
+            (thread_id,) = session.scalars(
+                select(Conversation.id).where(Conversation.user_id == ivan.id)
+            ).all()
+            history.delete_conversation(session=session, conversation_id=thread_id)
+        await ask("and to Spain?", lambda: any("not available" in s for s in seen))
+    finally:
+        await client.disconnect()
+    return seen, thread_id
+
+
+def test_a_chat_deleted_in_another_tab_takes_no_more_questions(server: Server):
+    """A browser session opens its conversation once; deleted meanwhile, the next question
+    is refused with a clear message and nothing is stored."""
+    seen, thread_id = in_own_loop(_ask_twice_deleting_between(server, cookie_of(server, "ivan")))
+    assert any("not available" in s for s in seen), seen[-3:]
+    with server.sessions() as session:
+        assert store.conversation_messages(session=session, conversation_id=thread_id) == []
+
+
 def _alices_answer(server: Server) -> tuple[str, str]:
     """An answer in one of Alice's conversations, tied to a run step (as the UI stores it)."""
     with server.sessions.begin() as session:
