@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import SMALL_KB
-from tests.load import driver
+from tests.load import driver, figures
 from tests.load.dbcheck import check
 from tests.load.servers import Running, running
 
@@ -41,7 +41,10 @@ def test_load_every_turn_answered_and_stored(server, mode: str):
         users=users,
         resend=False,
     )
+    files_before = figures.session_files()
     outcome = asyncio.run(driver.run(plan))
+    # the correction editor under each answer is sent as props, not written to a file per answer
+    assert figures.session_files() == files_before
     assert len(outcome.turns) == SESSIONS * MESSAGES
     lost = [(t.session, t.question, t.lost) for t in outcome.turns if t.lost]
     assert lost == []
