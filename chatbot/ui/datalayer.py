@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,6 +39,7 @@ from chatbot.ui.auth import CURRENT_USER_ID
 from chatbot.ui.render import (
     answer_markdown,
     correction_element,
+    derived_id,
     fallback_notice,
     retrieval_summary,
 )
@@ -53,11 +53,6 @@ ASSISTANT = "Afina"
 def iso(moment: datetime) -> str:
     """An ISO timestamp the browser parses as UTC."""
     return moment.replace(tzinfo=None).isoformat() + "Z"
-
-
-def derived_id(message_id: str, what: str) -> str:
-    """A stable id for a step or element reconstructed from a stored message."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"afina:{message_id}:{what}"))
 
 
 async def run_db(work: Callable[[Any], T], *, write: bool = False) -> T:
@@ -379,14 +374,10 @@ def _answer_steps(
 
 def _correction_element(message: Message, correction: str | None, locale: str) -> ElementDict:
     """The correction editor under an answer, showing the saved correction if there is one."""
-    return correction_element(  # type: ignore[return-value]
-        element_id=derived_id(message.id, "correction"),
-        thread_id=message.conversation_id,
-        message_id=message.id,
-        answer=message.content,
-        correction=correction,
-        locale=locale,
+    element = correction_element(
+        message.id, message.conversation_id, message.content, correction, locale
     )
+    return element  # type: ignore[return-value]
 
 
 def _json_safe(value: Any) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from chatbot.ui.texts import t
@@ -62,6 +63,11 @@ def answer_markdown(
     return body + ("\n\n---\n" + "  \n".join(f"*{line}*" for line in footer) if footer else "")
 
 
+def derived_id(message_id: str, what: str) -> str:
+    """A stable id for a step or element shown for a stored message."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"afina:{message_id}:{what}"))
+
+
 CORRECTION_ELEMENT = "Correction"  # public/elements/Correction.jsx
 
 
@@ -80,15 +86,10 @@ def correction_props(
 
 
 def correction_element(
-    *,
-    element_id: str,
-    thread_id: str,
-    message_id: str,
-    answer: str,
-    correction: str | None,
-    locale: str,
+    message_id: str, thread_id: str, answer: str, correction: str | None, locale: str
 ) -> dict[str, Any]:
-    """The correction editor under an answer as the browser receives it, live or on reload.
+    """The correction editor under an answer as the browser receives it, live or on reload
+    (the same element id both times).
 
     Sent as a plain element dict: ``cl.CustomElement.send`` would also write its props to a
     JSON file in the session's files folder, one file per answer, that nothing reads back."""
@@ -96,7 +97,7 @@ def correction_element(
         message_id=message_id, answer=answer, correction=correction, locale=locale
     )
     return {
-        "id": element_id,
+        "id": derived_id(message_id, "correction"),
         "threadId": thread_id,
         "type": "custom",
         "name": CORRECTION_ELEMENT,

@@ -23,7 +23,7 @@ from chatbot.runtime import Runtime
 from chatbot.service import Reply, TurnResult, clean_text
 from chatbot.ui import state
 from chatbot.ui.auth import LoginUser
-from chatbot.ui.datalayer import ASSISTANT, derived_id, run_db
+from chatbot.ui.datalayer import ASSISTANT, run_db
 from chatbot.ui.render import (
     answer_markdown,
     correction_element,
@@ -178,12 +178,5 @@ async def _show_answer(answer: cl.Message, result: TurnResult, locale: str) -> N
     await (answer.update() if answer.streaming else answer.send())
     if result.error:
         return
-    editor = correction_element(
-        element_id=derived_id(answer.id, "correction"),
-        thread_id=answer.thread_id,
-        message_id=answer.id,
-        answer=result.text,
-        correction=None,
-        locale=locale,
-    )
+    editor = correction_element(answer.id, answer.thread_id, result.text, None, locale)
     await cl.context.emitter.send_element(editor)  # type: ignore[arg-type]
