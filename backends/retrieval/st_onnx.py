@@ -78,6 +78,16 @@ def _weights_digest(folder: Path) -> str:
     raise ValueError(f"{folder} has no model.safetensors: not a sentence-transformers folder")
 
 
+def folder_prompts(folder: Path) -> dict[str, str]:
+    """The query/passage prompts a sentence-transformers folder names (none for MiniLM)."""
+    try:
+        config = json.loads((folder / "config_sentence_transformers.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    prompts = config.get("prompts") or {}
+    return {k: str(prompts[k]) for k in ("query", "passage") if prompts.get(k)}
+
+
 class OnnxSentenceEmbedder:
     """A sentence-transformers folder's model on ONNX Runtime (int8), one thread."""
 
@@ -108,9 +118,13 @@ class OnnxSentenceEmbedder:
         out = Path(cache_dir) / f"st-{digest}-f{FORMAT}-int8.onnx"
         out.parent.mkdir(parents=True, exist_ok=True)
         self._session = _session(out, lambda target: export_bert(folder, target))
+        self._prompts = folder_prompts(folder)
 
     def encode(self, texts: list[str], kind: TextKind = "query") -> np.ndarray:
-        """Embed ``texts`` (both kinds alike: MiniLM is symmetric), L2-normalized."""
+        """Embed ``texts`` with the folder's prompt for ``kind`` (e5: "query: "; MiniLM has
+        none: both kinds alike), L2-normalized."""
+        prompt = self._prompts.get(kind, "")
+        texts = [prompt + t for t in texts] if prompt else texts
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding
         for start in range(0, len(order), BATCH):

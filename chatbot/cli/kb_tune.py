@@ -54,7 +54,7 @@ def tune_command(
 
     settings = get_settings()
     t = settings.tune
-    trainable_spec(settings, language)  # refuse an untrainable embedder before anything else
+    trainable_spec(settings, language)  # refuse a damaged active model before anything else
     questions = _chat_questions() if from_chats else []
     request = TuneRequest(
         language=language,

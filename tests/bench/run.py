@@ -77,6 +77,12 @@ def main() -> None:
     parser.add_argument(
         "--tune-no-banking", action="store_true", help="tune bench: the knowledge-base run only"
     )
+    parser.add_argument(
+        "--tune-language",
+        choices=["en", "es", "both"],
+        default="both",
+        help="tune bench: which language's embedder to tune on the knowledge base",
+    )
     args = parser.parse_args()
     print("threads: 1 (OMP/BLAS/torch/faiss)")
     if args.only in (None, "retrieval"):
@@ -104,7 +110,12 @@ def main() -> None:
     if args.only in (None, "finetune"):
         finetune.run(args.quick)
     if args.only in (None, "tune"):
-        tune.run(args.quick, args.tune_minutes, banking=not args.tune_no_banking)
+        tune.run(
+            args.quick,
+            args.tune_minutes,
+            banking=not args.tune_no_banking,
+            languages=args.tune_language,
+        )
 
 
 if __name__ == "__main__":

