@@ -98,8 +98,14 @@ def small_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+class StalledUrl(str):
+    """The stalled server's URL; ``held`` fills as clients connect (a request is in flight)."""
+
+    held: list[socket.socket]
+
+
 @pytest.fixture
-def stalled_url() -> Iterator[str]:
+def stalled_url() -> Iterator[StalledUrl]:
     """A real TCP server that accepts connections and never answers (a hung upstream)."""
     server = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
@@ -118,7 +124,9 @@ def stalled_url() -> Iterator[str]:
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+    url = StalledUrl(f"http://127.0.0.1:{server.getsockname()[1]}/v1")
+    url.held = held
+    yield url
     stop.set()
     thread.join(timeout=2)
     for conn in held:

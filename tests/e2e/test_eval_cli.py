@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, StalledUrl
 from tests.e2e.test_cli import afina
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +73,7 @@ def test_bad_input_gets_one_clear_line(home: Path, tmp_path: Path):
 
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_leaves_the_run_cancelled(
-    home: Path, stalled_url: str, stop: signal.Signals, code: int
+    home: Path, stalled_url: StalledUrl, stop: signal.Signals, code: int
 ):
     config = json.dumps({"base_url": stalled_url, "timeout_s": 120, "max_retries": 0})
     added = afina("backends", "add", "stuck", "--kind", "fewshot", "--config", config, home=home)
@@ -90,7 +90,10 @@ def test_ctrl_c_or_sigterm_leaves_the_run_cancelled(
     while "evaluation run" not in line:
         assert line, "the run did not start"
         line = process.stderr.readline()
-    time.sleep(1.0)  # inside the first (hanging) answer
+    deadline = time.monotonic() + 60  # until the first (hanging) answer is asked for
+    while not stalled_url.held and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stalled_url.held, "the run never asked the backend"
     process.send_signal(stop)
     assert process.wait(timeout=60) == code
     assert "cancelled; partial results" in process.stderr.read()
