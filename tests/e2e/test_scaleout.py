@@ -29,7 +29,7 @@ from chatbot.db import store
 from chatbot.db.models import Message
 from chatbot.db.session import make_engine, make_sessionmaker
 from tests.conftest import SMALL_KB
-from tests.load import driver
+from tests.load import driver, figures
 from tests.load.dbcheck import check
 from tests.load.servers import ROOT, Running, running, throwaway_postgres
 from tests.load.session import ChatSession, log_in
@@ -247,3 +247,24 @@ def _wait_healthy(url: str, timeout: float = 120) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} did not come back in {timeout:.0f} s")
+
+
+def test_the_load_test_kills_a_worker_mid_run_and_reports_what_the_agents_saw(cluster):
+    """``python -m tests.load --kill-worker-after S``, in small: the worker is killed while
+    sessions are sending; every cut turn was answered when asked again, the worker came back,
+    and the report says so."""
+    from tests.load.__main__ import measure, report
+
+    server, users = cluster
+    load = plan(server, users, sessions=8, messages=10)
+    run = measure("open", load, server.pids, server.database_url, kill=(server, 1.5))
+    summary, stored = asyncio.run(run)
+    assert summary.killed is not None and "answering again" in summary.killed
+    assert summary.worker_back and summary.connect_failures == 0
+    assert summary.lost == 0 and summary.answered == 80
+    assert summary.cut == summary.resent  # each cut turn asked once more, and answered
+    assert stored.missing == []
+    verdicts = dict(figures.verdicts(summary, stored))
+    assert verdicts["the killed worker's sessions reconnected and went on"]
+    assert verdicts["0 lost turns"]
+    report("kill a worker", summary, stored)  # printed with -s

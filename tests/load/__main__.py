@@ -4,6 +4,7 @@ Examples (each bounded by --messages and --max-seconds):
   python -m tests.load --sessions 100 --interval 2 --messages 30           # open loop
   python -m tests.load --sessions 25 --messages 30                         # closed loop
   python -m tests.load --workers 2 --nginx --postgres --sessions 25        # scale-out
+  python -m tests.load --workers 2 --nginx --postgres --kill-worker-after 20  # ... one dies
   python -m tests.load --url http://host:8000 --username a --password ...  # a running server
 """
 
@@ -23,7 +24,8 @@ from sqlalchemy.engine import make_url
 
 from tests.load import driver, figures
 from tests.load.dbcheck import check
-from tests.load.servers import running, throwaway_postgres
+from tests.load.killer import Kill
+from tests.load.servers import Running, running, throwaway_postgres
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +49,12 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--postgres", action="store_true", help="own server on a throwaway database")
     p.add_argument("--workers", default="1", help="own server: e.g. 2, or 1,2 to compare")
     p.add_argument("--nginx", action="store_true", help="own server: nginx in front")
+    p.add_argument(
+        "--kill-worker-after",
+        type=float,
+        metavar="SECONDS",
+        help="own server with --workers 2 or more: SIGKILL one worker this long into each run",
+    )
     p.add_argument("--home", type=Path, help="own server's folder (kept; reuses its index)")
     p.add_argument("--kb", help="own server: knowledge base to index (default: the bundled one)")
     p.add_argument(
@@ -61,6 +69,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--set takes NAME=VALUE, not {bad[0]!r}")
     if args.url and not (args.username and args.password):
         p.error("--url needs --username and --password (or AFINA_LOAD_PASSWORD)")
+    if args.kill_worker_after is not None and (
+        args.url or min(int(w) for w in str(args.workers).split(",")) < 2
+    ):
+        p.error("--kill-worker-after needs an own server with --workers 2 or more (and --nginx)")
     return args
 
 
@@ -89,16 +101,40 @@ def rounds(args: argparse.Namespace, url: str, users: list[tuple[str, str]]):
             yield run, (f" (round {r + 1} of {args.repeat})" if args.repeat > 1 else "")
 
 
-async def measure(mode: str, plan: driver.Plan, pids_of, database_url: str | None, warmup: int = 0):
+async def measure(
+    mode: str,
+    plan: driver.Plan,
+    pids_of,
+    database_url: str | None,
+    warmup: int = 0,
+    kill: tuple[Running, float] | None = None,
+    warm_urls: tuple[str, ...] = (),
+):
     """One run: ``warmup`` turns not counted, then drive, sample memory, check the database;
-    the figures."""
-    if warmup:  # models load on first use: not what a team sees all day
-        await driver.run(dataclasses.replace(plan, sessions=1, messages=warmup, interval_s=None))
+    the figures. ``kill``: (the servers, seconds): SIGKILL a worker that long into the run.
+    ``warm_urls``: each worker's own address, so that every worker is warmed up."""
+    for url in (warm_urls or (plan.url,)) if warmup else ():  # models load on first use
+        warm = dataclasses.replace(plan, url=url, sessions=1, messages=warmup, interval_s=None)
+        await driver.run(warm)
     files_before = figures.session_files()
+    killer = Kill(kill[1]) if kill else None
+    tasks: list[asyncio.Task] = []
+
+    def started() -> None:
+        memory.start_cpu()  # logins not counted
+        if kill and killer:
+            tasks.append(asyncio.get_running_loop().create_task(killer.run(kill[0])))
+
     async with figures.MemorySampler(pids_of) as memory:
-        outcome = await driver.run(plan, on_start=memory.start_cpu)  # logins not counted
+        outcome = await driver.run(plan, on_start=started)
+    for task in tasks:  # the killed worker may still be starting: give it its time
+        if killer is not None and killer.killed_at_s is None:
+            task.cancel()  # the run ended first
+        await asyncio.gather(task, return_exceptions=True)
     summary = figures.summarize(mode, plan.sessions, plan.interval_s, outcome, memory)
     summary.files_written = figures.session_files() - files_before
+    if killer is not None:
+        summary.killed, summary.worker_back = killer.describe(), killer.back_after_s is not None
     stored = await asyncio.to_thread(check, database_url, outcome.turns) if database_url else None
     return summary, stored
 
@@ -162,7 +198,9 @@ def own_servers(args: argparse.Namespace) -> bool:
                 env=env,
             ) as (server, users):
                 for (mode, plan), round_ in rounds(args, server.url, users):
-                    run = measure(mode, plan, server.pids, database_url, args.warmup)
+                    kill = (server, args.kill_worker_after) if args.kill_worker_after else None
+                    each = tuple(f"http://127.0.0.1:{p}" for p in server.worker_ports)
+                    run = measure(mode, plan, server.pids, database_url, args.warmup, kill, each)
                     summary, stored = asyncio.run(run)
                     where = f"{workers} worker(s){' behind nginx' if args.nginx else ''}"
                     label = f"{mode} loop, {where}, {make_url(database_url).get_backend_name()}"

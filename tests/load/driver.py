@@ -125,7 +125,7 @@ async def run(
             turn.late_s = max(0.0, turn.sent_at - due) if plan.interval_s else 0.0
             record(turn)
             if turn.lost and plan.resend:
-                await _recover(session, text, plan, record, outcome)
+                await _recover(session, turn, plan, record, outcome)
 
     try:
         await asyncio.gather(*(drive(s) for s in sessions))
@@ -137,14 +137,16 @@ async def run(
 
 
 async def _recover(
-    session: ChatSession, text: str, plan: Plan, record: Callable[[Turn], None], outcome: Outcome
+    session: ChatSession, lost: Turn, plan: Plan, record: Callable[[Turn], None], outcome: Outcome
 ) -> None:
     """After a lost turn: reconnect when the socket dropped (the thread resumes, maybe on
-    another worker) and ask the same question again."""
+    another worker) and ask the same question again, as the agent would."""
     if not session.connected:
         try:
             await session.reconnect()
         except (Refused, TimeoutError, OSError):
             outcome.connect_failures += 1
             return
-    record(await session.ask(text, timeout=plan.turn_timeout_s, resent=True))
+    again = await session.ask(lost.question, timeout=plan.turn_timeout_s, resent=True)
+    lost.answered_again = again.lost is None
+    record(again)

@@ -43,32 +43,30 @@ class MemorySampler:
         self._pids_of, self.every_s = pids_of, every_s
         self.samples: list[tuple[float, float]] = []  # (seconds, MiB)
         self._task: asyncio.Task | None = None
+        self._cpu_seen: dict[int, float] = {}  # pid -> CPU seconds when last sampled
         self.cpu_start = self.cpu_used = self.client_cpu_start = self.client_cpu_used = 0.0
 
     def sample(self) -> float | None:
-        """Total RSS in MiB now (None when no process is known)."""
+        """Total RSS in MiB now (None when no process is known); notes each one's CPU time."""
         import psutil
 
         total = 0
         for pid in self._pids_of():
             try:
-                total += psutil.Process(pid).memory_info().rss
+                process = psutil.Process(pid)
+                total += process.memory_info().rss
+                times = process.cpu_times()
             except psutil.Error:
                 continue
+            self._cpu_seen[pid] = times.user + times.system
         return total / 2**20 if total else None
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the server's processes used so far."""
-        import psutil
-
-        total = 0.0
-        for pid in self._pids_of():
-            try:
-                times = psutil.Process(pid).cpu_times()
-                total += times.user + times.system
-            except psutil.Error:
-                continue
-        return total
+        """CPU time (user + system) the server's processes used so far; a process that died
+        (a killed worker) counts with what it had used when last seen, and a restarted one
+        with its start."""
+        self.sample()
+        return sum(self._cpu_seen.values())
 
     def start_cpu(self) -> None:
         """Count CPU from now on (after the logins and connects)."""
@@ -105,7 +103,8 @@ class Figures:
     interval_s: float | None
     turns: int
     answered: int
-    lost: int
+    lost: int  # no answer, not even when the session asked again
+    cut: int  # no answer (a dropped socket, a timeout), then answered when asked again
     resent: int
     seconds: float
     turns_per_s: float
@@ -119,6 +118,9 @@ class Figures:
     server_cpu_s: float = 0.0  # CPU seconds of the server's processes during the run
     client_cpu_s: float = 0.0  # ... of this load generator
     files_written: int = 0  # under Chainlit's session-file folder of this checkout
+    killed: str | None = None  # the worker killed mid-run, when one was
+    worker_back: bool = False  # ... and it answered again before the run ended
+    connect_failures: int = 0  # sessions that could not reconnect after their socket dropped
 
 
 def summarize(
@@ -126,6 +128,7 @@ def summarize(
 ) -> Figures:
     """Percentiles over answered turns; throughput = answered turns / driving time."""
     answered = [t for t in outcome.turns if not t.lost]
+    lost = [t for t in outcome.turns if t.lost and not t.answered_again]
     lat = [t.latency_s for t in answered if t.latency_s is not None]
     ttft = [t.ttft_s for t in answered if t.ttft_s is not None]
     rss = [m for _, m in memory.samples]
@@ -135,19 +138,21 @@ def summarize(
         interval_s=interval_s,
         turns=len(outcome.turns),
         answered=len(answered),
-        lost=len(outcome.turns) - len(answered),
+        lost=len(lost),
+        cut=sum(bool(t.lost and t.answered_again) for t in outcome.turns),
         resent=sum(t.resent for t in outcome.turns),
         seconds=outcome.seconds,
         turns_per_s=len(answered) / outcome.seconds if outcome.seconds else 0.0,
         latency={f"p{q}": percentile(lat, q) for q in (50, 95, 99)},
         ttft={f"p{q}": percentile(ttft, q) for q in (50, 95, 99)},
-        lost_reasons=Counter(t.lost for t in outcome.turns if t.lost),
+        lost_reasons=Counter(t.lost for t in lost),
         late_p95_s=percentile([t.late_s for t in outcome.turns], 95),
         memory_mib=(rss[0], max(rss), rss[-1]) if rss else None,
         memory_timeline=memory.samples,
         server_cpu_s=memory.cpu_used,
         client_cpu_s=memory.client_cpu_used,
         load_average=os.getloadavg(),
+        connect_failures=outcome.connect_failures,
     )
 
 
@@ -166,6 +171,7 @@ def table(figures: Figures, stored: Stored | None) -> str:
         ),
         ("turns answered / sent", f"{f.answered} / {f.turns} ({f.resent} re-sent)"),
         ("lost turns", f"{f.lost} {dict(f.lost_reasons) if f.lost else ''}".strip()),
+        ("cut, answered when asked again", str(f.cut)),
         ("throughput", f"{f.turns_per_s:.1f} turns/s over {f.seconds:.0f} s"),
         ("turn latency p50/p95/p99", " / ".join(_ms(v) for v in f.latency.values())),
         ("first token p50/p95/p99", " / ".join(_ms(v) for v in f.ttft.values())),
@@ -180,6 +186,8 @@ def table(figures: Figures, stored: Stored | None) -> str:
         ("session files written", f"{f.files_written} (in {FILES.relative_to(ROOT)})"),
         ("load average (1/5/15 min)", " ".join(f"{x:.2f}" for x in f.load_average)),
     ]
+    if f.killed is not None:
+        rows.insert(3, ("worker killed (SIGKILL)", f.killed))
     if stored is not None:
         rows += [
             ("questions stored / sent", f"{stored.questions_stored} / {stored.questions_sent}"),
@@ -229,6 +237,11 @@ def verdicts(figures: Figures, stored: Stored | None) -> list[tuple[str, bool]]:
         goal = BASELINE_TURNS_S * TARGET_FACTOR
         out.append((f"closed-loop throughput >= {goal:.0f} turns/s", f.turns_per_s >= goal))
     out.append(("0 lost turns", f.lost == 0))
+    if f.killed is not None:
+        out.append(
+            ("the killed worker's sessions reconnected and went on", f.connect_failures == 0)
+        )
+        out.append(("the killed worker was started again", f.worker_back))
     if stored is not None:
         out.append(("every answered turn stored with its answer", stored.complete))
     return out

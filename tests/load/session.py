@@ -31,6 +31,7 @@ class Turn:
     thread_id: str | None = None
     lost: str | None = None  # why no answer came: "timeout", "disconnected"
     resent: bool = False  # the same text sent again after a lost turn (a new question id)
+    answered_again: bool = False  # lost, then answered when the session asked it again
     late_s: float = 0.0  # open loop: how long after its scheduled time it was sent
 
 
