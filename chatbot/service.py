@@ -159,24 +159,26 @@ class ChatService:
                 raise
             except Exception as exc:  # stored as the turn's error once the question is in
                 problem = exc
-            conversation = store.get_conversation(session=session, conversation_id=conversation_id)
-            if not conversation.title:
-                conversation.title = question[:TITLE_CHARS]
+            title, locale = store.title_and_locale(session=session, conversation_id=conversation_id)
             sure = True
+            changes: dict[str, Any] = {} if title else {"title": question[:TITLE_CHARS]}
             if self._chat.detect_language:  # follow the language the customer writes in
-                conversation.locale, sure = detect_sure(question, conversation.locale)
-            store.add_message(
+                detected, sure = detect_sure(question, locale)
+                if detected != locale:
+                    locale = changes["locale"] = detected
+            store.insert_message(
                 session=session,
-                conversation_id=conversation_id,
-                role="user",
-                content=question,
-                id=message_id,
+                values={
+                    "id": message_id,
+                    "conversation_id": conversation_id,
+                    "role": "user",
+                    "content": question,
+                },
             )
+            store.touch_conversation(session=session, conversation_id=conversation_id, **changes)
             history = resolved is None or resolved.backend.uses_history
             turns = self._turns(session, conversation_id) if history else (Turn("user", question),)
-            view = Conversation(
-                id=conversation_id, turns=turns, locale=conversation.locale, locale_sure=sure
-            )
+            view = Conversation(id=conversation_id, turns=turns, locale=locale, locale_sure=sure)
             return Opened(view, resolved, problem, history)
 
     def _history(self, view: Conversation) -> Conversation:
@@ -195,14 +197,13 @@ class ChatService:
         """Store the assistant message with its provenance (or the error): the row written
         while it streamed is updated, else one is added."""
         with self._sessions.begin() as session:
-            message = answer_store.save_answer(  # a reply in another language: the chat follows
+            return answer_store.save_answer(  # a reply in another language: the chat follows
                 session=session,
                 conversation_id=conversation_id,
                 fields=fields,
                 checkpointed=checkpointed,
                 locale=locale,
             )
-            return message.id
 
     def _checkpoint(self, conversation_id: str, fields: dict[str, Any], first: bool) -> None:
         """Store the text of an answer still streaming (blocking)."""

@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from chatbot.db.models import Conversation, Message, utcnow
+from chatbot.db import store
+from chatbot.db.models import Message
+from chatbot.db.pii_store import note_new_text
 
 # status of an answer row written while its answer still streams; the error keeps it out of
 # everything that reads finished answers (the model's view, exports, review) until it ends
@@ -43,20 +45,21 @@ def save_answer(
     fields: dict[str, Any],
     checkpointed: bool,
     locale: str | None = None,
-) -> Message:
-    """Store the finished (or cut) answer: the checkpointed row is updated in place (one row
-    per answer), else a row is added; the conversation is touched (and follows ``locale``).
-    ``checkpointed=False`` reads nothing: an INSERT and an UPDATE."""
-    message = session.get(Message, fields["id"]) if checkpointed else None
-    if message is None:
-        message = Message(conversation_id=conversation_id, role="assistant", **fields)
-        session.add(message)
-    else:
-        for key, value in fields.items():
-            setattr(message, key, value)
-        message.pii_version = None  # the text changed: detect personal data again
-    touched: dict[str, Any] = {"updated_at": utcnow()} | ({"locale": locale} if locale else {})
-    session.execute(
-        update(Conversation).where(Conversation.id == conversation_id).values(**touched)
-    )  # flushes the answer first
-    return message
+) -> str:
+    """Store the finished (or cut) answer and return its id: the checkpointed row is updated
+    in place (one row per answer), else a row is inserted; the conversation is touched (and
+    follows ``locale``). Core statements: an INSERT (or UPDATE) and an UPDATE, no reads."""
+    updated = 0
+    if checkpointed:
+        changes = {k: v for k, v in fields.items() if k != "id"}
+        changes["pii_version"] = None  # the text changed: detect personal data again
+        statement = update(Message).where(Message.id == fields["id"]).values(**changes)
+        updated = store.connection(session).execute(statement).rowcount
+        if updated:
+            note_new_text(session, "messages", fields["id"])
+    if not updated:
+        values = {"conversation_id": conversation_id, "role": "assistant", **fields}
+        store.insert_message(session=session, values=values)
+    changes = {"locale": locale} if locale else {}
+    store.touch_conversation(session=session, conversation_id=conversation_id, **changes)
+    return str(fields["id"])

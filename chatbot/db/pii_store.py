@@ -106,6 +106,15 @@ def add_admin_spans(*, session: Session, message_id: str, spans: list[dict[str, 
     )
 
 
+PENDING = "pii_new"  # session.info key: (table, id) of rows to check once committed
+
+
+def note_new_text(session: Session, table: str, row_id: str | int) -> None:
+    """Have ``watch_stored``'s callback check this row after the session's commit: for text
+    written by Core statements, which its ORM hooks do not see."""
+    session.info.setdefault(PENDING, []).append((table, row_id))
+
+
 def watch_stored(
     sessions: sessionmaker[Session], callback: Callable[[Table, list[Any]], None]
 ) -> Callable[[], None]:
@@ -113,28 +122,28 @@ def watch_stored(
     stored new messages or corrections, or changed a message's text (an answer stored while
     it streamed, then finished).
 
-    Returns the function that stops watching. Core bulk inserts are not seen (the backfill
-    covers them).
+    Returns the function that stops watching. Core statements are seen only when their
+    writer calls ``note_new_text`` (a chat turn's messages do); the backfill covers the rest.
     """
 
     def collect(session: Session, _context: Any) -> None:
         for obj in session.new:
             if isinstance(obj, Message | Correction):
                 table = "messages" if isinstance(obj, Message) else "corrections"
-                session.info.setdefault("pii_new", []).append((table, obj.id))
+                note_new_text(session, table, obj.id)
         for obj in session.dirty:
             if isinstance(obj, Message) and inspect(obj).attrs.content.history.has_changes():
-                session.info.setdefault("pii_new", []).append(("messages", obj.id))
+                note_new_text(session, "messages", obj.id)
 
     def committed(session: Session) -> None:
-        new = session.info.pop("pii_new", None)
+        new = session.info.pop(PENDING, None)
         for table in TABLES:
             ids = [i for t, i in new or () if t == table]
             if ids:
                 callback(table, ids)
 
     def rolled_back(session: Session) -> None:
-        session.info.pop("pii_new", None)
+        session.info.pop(PENDING, None)
 
     hooks = (("after_flush", collect), ("after_commit", committed), ("after_rollback", rolled_back))
     for name, fn in hooks:

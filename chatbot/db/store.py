@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from chatbot.db.models import AppSetting, BackendRecord, Conversation, Message, User, utcnow
+from chatbot.db.pii_store import note_new_text
 from chatbot.errors import InputError, NotFoundError
 
 ROLES = ("agent", "admin")
@@ -94,6 +95,49 @@ def get_conversation(*, session: Session, conversation_id: str) -> Conversation:
     if conversation is None:
         raise NotFoundError(f"no conversation {conversation_id!r}")
     return conversation
+
+
+# A turn's own reads and writes, as prebuilt Core statements run on the session's connection:
+# no ORM objects, flush or identity map on the path every chat message takes.
+_TITLE_LOCALE = select(Conversation.title, Conversation.locale).where(
+    Conversation.id == bindparam("conversation")
+)
+_TOUCH = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation"))
+    .values(updated_at=bindparam("updated_at"))
+)
+_INSERT_MESSAGE = insert(Message)
+
+
+def connection(session: Session) -> Connection:
+    """``session``'s connection for Core statements, after writing its pending ORM changes
+    (a Core statement on the connection does not autoflush)."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection()
+
+
+def title_and_locale(*, session: Session, conversation_id: str) -> tuple[str | None, str]:
+    """A conversation's (title, locale) as a plain read, or ``NotFoundError``."""
+    row = connection(session).execute(_TITLE_LOCALE, {"conversation": conversation_id}).first()
+    if row is None:
+        raise NotFoundError(f"no conversation {conversation_id!r}")
+    return row.title, row.locale
+
+
+def insert_message(*, session: Session, values: dict[str, Any]) -> None:
+    """Insert one message row (``values``: its columns, ``id`` included) as a Core statement,
+    and tell the personal-data watcher (which sees ORM inserts by itself)."""
+    connection(session).execute(_INSERT_MESSAGE, values)
+    note_new_text(session, "messages", values["id"])
+
+
+def touch_conversation(*, session: Session, conversation_id: str, **values: Any) -> None:
+    """Set the conversation's ``updated_at`` to now, and any other ``values`` (columns)."""
+    params = {"conversation": conversation_id, "updated_at": utcnow()}
+    statement = _TOUCH.values(**values) if values else _TOUCH
+    connection(session).execute(statement, params)
 
 
 def conversation_messages(*, session: Session, conversation_id: str) -> list[Message]:

@@ -206,6 +206,8 @@ async def test_messages_are_detected_when_stored(rt: Runtime):
         question = session.get(Message, reply.result.user_message_id)
         assert question.pii_version == VERSION
         assert {s["type"] for s in question.pii_spans} == {"PERSON", "PHONE"}
+        answer = session.get(Message, reply.result.reply_id)  # both rows are Core inserts
+        assert answer.role == "assistant" and answer.pii_version == VERSION
 
 
 def afina(*args: str) -> Result:
