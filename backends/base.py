@@ -92,6 +92,10 @@ class Backend(ABC):
     # Whether ``stream`` reads the earlier turns; False lets the caller pass only the question
     # (no reading of the whole conversation per turn).
     uses_history: ClassVar[bool] = True
+    # Whether an answer may hang on something outside this process (a model server): the
+    # caller then puts deadlines on the first and each next chunk. False for an answer computed
+    # here, which costs no watching task per turn.
+    may_hang: ClassVar[bool] = True
 
     @abstractmethod
     def stream(self, conversation: Conversation, meta: ReplyMeta) -> AsyncIterator[str]:

@@ -408,7 +408,7 @@ class Reply:
         timing the first chunk and storing the text so far once it streams for long."""
         result, chat = self.result, self._service._chat
         stream = resolved.backend.stream(view, result.meta)
-        if resolved.kind != "retrieval":  # a remote model may hang: deadlines, then fallback
+        if resolved.backend.may_hang:  # a remote model may hang: deadlines, then fallback
             stream = within_deadlines(
                 stream,
                 first_s=chat.first_token_timeout_s,

@@ -36,6 +36,7 @@ class RetrievalBackend(Backend):
 
     kind = "retrieval"
     uses_history = False  # answers the last question alone
+    may_hang = False  # computed in this process: no deadlines to watch
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ class TimedRetrieval(Backend):
 
     kind = "timed-retrieval"
     uses_history = RetrievalBackend.uses_history
+    may_hang = RetrievalBackend.may_hang
 
     def __init__(self, config):
         self.inner = RetrievalBackend.from_config(config)
