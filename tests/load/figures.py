@@ -222,7 +222,9 @@ def _lost(stored: Stored) -> str:
 
 
 def verdicts(figures: Figures, stored: Stored | None) -> list[tuple[str, bool]]:
-    """The targets this run speaks to, each met or not."""
+    """The targets this run speaks to, each met or not (issue 15: one process serving 100
+    sessions x every 2 s with p95 under 1 s; the closed-loop maximum; and, with a worker killed
+    mid-run, the same load served with 0 lost turns)."""
     f, out = figures, []
     if f.mode == "open":
         p95 = f.latency.get("p95")
@@ -232,7 +234,8 @@ def verdicts(figures: Figures, stored: Stored | None) -> list[tuple[str, bool]]:
                 f.sessions >= TARGET_SESSIONS and (f.interval_s or 0) <= TARGET_INTERVAL_S,
             )
         )
-        out.append((f"p95 turn latency < {TARGET_P95_S:g} s", p95 is not None and p95 < 1.0))
+        if f.killed is None:  # with a worker killed, the target is 0 lost (latency is shown)
+            out.append((f"p95 turn latency < {TARGET_P95_S:g} s", p95 is not None and p95 < 1.0))
     else:
         goal = BASELINE_TURNS_S * TARGET_FACTOR
         out.append((f"closed-loop throughput >= {goal:.0f} turns/s", f.turns_per_s >= goal))
