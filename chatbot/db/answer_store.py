@@ -60,6 +60,6 @@ def save_answer(
     if not updated:
         values = {"conversation_id": conversation_id, "role": "assistant", **fields}
         store.insert_message(session=session, values=values)
-    changes = {"locale": locale} if locale else {}
-    store.touch_conversation(session=session, conversation_id=conversation_id, **changes)
+    follow = {"locale": locale} if locale else {}
+    store.touch_conversation(session=session, conversation_id=conversation_id, **follow)
     return str(fields["id"])

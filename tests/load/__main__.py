@@ -118,19 +118,20 @@ async def measure(
         await driver.run(warm)
     files_before = figures.session_files()
     killer = Kill(kill[1]) if kill else None
-    tasks: list[asyncio.Task] = []
+    killing: asyncio.Task | None = None
 
     def started() -> None:
+        nonlocal killing
         memory.start_cpu()  # logins not counted
         if kill and killer:
-            tasks.append(asyncio.get_running_loop().create_task(killer.run(kill[0])))
+            killing = asyncio.get_running_loop().create_task(killer.run(kill[0]))
 
     async with figures.MemorySampler(pids_of) as memory:
         outcome = await driver.run(plan, on_start=started)
-    for task in tasks:  # the killed worker may still be starting: give it its time
-        if killer is not None and killer.killed_at_s is None:
-            task.cancel()  # the run ended first
-        await asyncio.gather(task, return_exceptions=True)
+    if killer is not None and killing is not None:  # the killed worker may still be starting
+        if killer.killed_at_s is None:
+            killing.cancel()  # the run ended first
+        await asyncio.gather(killing, return_exceptions=True)
     summary = figures.summarize(mode, plan.sessions, plan.interval_s, outcome, memory)
     summary.files_written = figures.session_files() - files_before
     if killer is not None:
