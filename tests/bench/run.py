@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from backends.retrieval.index_set import Routes  # noqa: E402
 from chatbot.knowledge.ingest import ingest  # noqa: E402
 from tests.bench import (  # noqa: E402
+    casual,
     export,
     fastpath,
     finetune,
@@ -78,6 +79,9 @@ def main() -> None:
         "--tune-no-banking", action="store_true", help="tune bench: the knowledge-base run only"
     )
     parser.add_argument(
+        "--tune-no-kb", action="store_true", help="tune bench: the Banking77 run only"
+    )
+    parser.add_argument(
         "--tune-language",
         choices=["en", "es", "both"],
         default="both",
@@ -89,6 +93,7 @@ def main() -> None:
         retrieval.run(args.quick)
     if args.only in (None, "languages"):
         languages.run(args.quick)
+        casual.run()
     if args.only in (None, "fastpath"):
         fastpath.run(args.quick)
     if args.only in (None, "handover"):
@@ -114,6 +119,7 @@ def main() -> None:
             args.quick,
             args.tune_minutes,
             banking=not args.tune_no_banking,
+            kb=not args.tune_no_kb,
             languages=args.tune_language,
         )
 

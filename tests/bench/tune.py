@@ -200,13 +200,17 @@ def run_banking(minutes: float, quick: bool) -> None:
 
 
 def run(
-    quick: bool, minutes: float | None = None, banking: bool = True, languages: str = "both"
+    quick: bool,
+    minutes: float | None = None,
+    banking: bool = True,
+    languages: str = "both",
+    kb: bool = True,
 ) -> None:
-    """The knowledge-base runs (English, Spanish or both), then (unless ``banking`` is off)
-    the Banking77 run (English)."""
-    if languages in ("en", "both"):
+    """The knowledge-base runs (English, Spanish or both; none when ``kb`` is off), then
+    (unless ``banking`` is off) the Banking77 run (English)."""
+    if kb and languages in ("en", "both"):
         run_kb(minutes or (2.0 if quick else 10.0))
-    if languages in ("es", "both"):
+    if kb and languages in ("es", "both"):
         run_kb_es(minutes or (2.0 if quick else 10.0))
     if banking and languages in ("en", "both"):
         run_banking(minutes or (2.0 if quick else 20.0), quick)
