@@ -1,5 +1,6 @@
 """Casual spelling: the development questions as written, without accents, and with one typo
-each, answered with the spelling step (backends/retrieval/spelling.py) off and on.
+each, and the short messages, answered with the spelling step (backends/retrieval/spelling.py)
+off and on.
 
 The casual sets are made from the development questions by a fixed rule (lower case, accents
 and opening marks dropped; then one word of 5+ letters gets a letter dropped, doubled, or
@@ -50,13 +51,15 @@ def typo(text: str, rng: random.Random) -> str:
 
 
 def casual_sets(language: str) -> dict[str, list[dict]]:
-    """The development questions of ``language``: as written, plain, plain with a typo."""
+    """The development questions of ``language``: as written, plain, plain with a typo; and
+    the short messages of tests/data/short_questions.jsonl as written."""
     dev = [q for q in questions("bilingual_questions.jsonl") if q["locale"] == language]
     rng = random.Random(SEED)
     return {
         "as written": dev,
         "no accents": [dict(q, text=plain(q["text"])) for q in dev],
         "one typo": [dict(q, text=typo(plain(q["text"]), rng)) for q in dev],
+        "short": [q for q in questions("short_questions.jsonl") if q["locale"] == language],
     }
 
 
