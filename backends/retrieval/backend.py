@@ -117,8 +117,10 @@ class RetrievalBackend(Backend):
         with self._lock:
             if self._indexes is None:
                 indexes = IndexSet.load(self.index_dir, self.routes)
-                for group in indexes.indexes:
+                for group, index in indexes.indexes.items():
                     self._embedders(group)
+                    if group in self.spelling_languages:
+                        _ = index.speller  # built here, not on the first question
                 self._indexes = indexes
             return self._indexes
 

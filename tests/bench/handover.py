@@ -177,17 +177,24 @@ def cost(backend: RetrievalBackend, reports: list[GroupReport], test: list[Quest
             print(f"  {r.group} search + {name}: {ms:.1f} ms per question ({len(texts)})")
 
 
-def run(quick: bool, tuned_en: str | None = None) -> None:
-    """The default embedders (and a tuned English one, given its folder) on the bundled KB."""
+def run(quick: bool, tuned_en: str | None = None, tuned_es: str | None = None) -> None:
+    """The default embedders on the bundled KB; given tuned models' folders (`afina kb tune`),
+    also each tuned language alone, and with both, both tuned as served (English on ONNX)."""
     print(f"calibrated hand-overs: target out-of-scope recall {TARGET:.0%}, split seed {SEED}")
     print(f"load average {os.getloadavg()[0]:.2f} (2 vCPUs)")
+    default = Routes().language_models
     choices = {"default": Routes()}
     if tuned_en:
         name = Path(tuned_en).name
         for label, spec in ((name, tuned_en), (f"{name} on ONNX int8", f"onnx:{tuned_en}")):
-            choices[f"tuned English ({label})"] = Routes(
-                language_models={**Routes().language_models, "en": spec}
-            )
+            choices[f"tuned English ({label})"] = Routes(language_models={**default, "en": spec})
+    if tuned_es:
+        choices[f"tuned Spanish ({Path(tuned_es).name})"] = Routes(
+            language_models={**default, "es": tuned_es}
+        )
+    if tuned_en and tuned_es:
+        both = {"en": f"onnx:{tuned_en}", "es": tuned_es}
+        choices["tuned English (ONNX int8) and Spanish"] = Routes(language_models=both)
     for label, routes in choices.items():
         with tempfile.TemporaryDirectory() as tmp:
             ingest(BUNDLED_KB, index_dir=Path(tmp) / "index", routes=routes, hnsw_min_rows=50_000)

@@ -76,6 +76,11 @@ def main() -> None:
         help="handover bench: also calibrate with this tuned English embedder folder",
     )
     parser.add_argument(
+        "--handover-tuned-es",
+        default=None,
+        help="handover bench: also calibrate with this tuned Spanish embedder folder",
+    )
+    parser.add_argument(
         "--tune-no-banking", action="store_true", help="tune bench: the knowledge-base run only"
     )
     parser.add_argument(
@@ -97,7 +102,7 @@ def main() -> None:
     if args.only in (None, "fastpath"):
         fastpath.run(args.quick)
     if args.only in (None, "handover"):
-        handover.run(args.quick, args.handover_tuned_en)
+        handover.run(args.quick, args.handover_tuned_en, args.handover_tuned_es)
     if args.only in (None, "turns"):
         with tempfile.TemporaryDirectory() as tmp:
             index_dir = Path(tmp) / "index"
