@@ -61,7 +61,6 @@ class Speller:
             return word if word.lower() == known else known
         if len(folded) < MIN_TYPO_CHARS or not folded.isalpha():
             return word
-        candidates = self._checker.candidates(folded) or set()
-        if len(candidates) == 1:
-            return self._spelling[candidates.pop()]
-        return word
+        # pyspellchecker answers the word itself when it knows nothing near it
+        near = [c for c in self._checker.candidates(folded) or () if c in self._spelling]
+        return self._spelling[near[0]] if len(near) == 1 else word

@@ -38,3 +38,7 @@ def test_a_typo_no_longer_hands_a_spanish_question_over(small_index_dir: Path):
     on = RetrievalBackend(small_index_dir).answer(question, locale="es")
     assert on.best is not None and on.best.entry.id == "shipping-cost"
     assert on.best.score > off.sources[0].score
+
+
+def test_a_long_word_with_nothing_near_is_left_alone():
+    assert Speller(KB).correct("reacondicionados baratos") == "reacondicionados baratos"
