@@ -178,8 +178,7 @@ class RetrievalBackend(Backend):
         encode)."""
         best = hits[0].entry
         about = " ".join((best.title, best.answer, *best.texts, *best.aliases))
-        known = self.load().indexes[group].stems
-        values = handover.hit_signals([h.score for h in hits], text, about, known)
+        values = handover.hit_signals([h.score for h in hits], text, about)
         others = [g for g in self.load().indexes if g != group]
         if others and {"other_best", "other_agrees"} & set(names):
             found = [self.search(text, g, top_k=1)[2] for g in others]

@@ -13,7 +13,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,22 +23,19 @@ from backends.retrieval.files import write_file_atomic
 FILE = "handover.json"
 TAIL = 10  # the ranked entry scores the signals read (the backend ranks this many candidates)
 # Signals read off the ranked entry scores, the message and the best entry: cheap at answer time.
-HIT_SIGNALS = ("best", "lead", "gap", "words", "overlap", "novel")
+HIT_SIGNALS = ("best", "lead", "gap", "words", "overlap")
 # Signals that ask the other language indexes too (see the backend).
 SEARCH_SIGNALS = ("other_best", "other_agrees")
 SIGNALS = HIT_SIGNALS + SEARCH_SIGNALS
 
 
-def hit_signals(
-    scores: Sequence[float], text: str, best_text: str = "", known: Set[str] = frozenset()
-) -> dict[str, float]:
-    """The signals of one question from its entries' scores, best first, its text, the best
-    entry's text (title, phrasings, answer) and the ``stems`` of the whole index's texts:
-    ``best`` score, its ``lead`` over the runner-up, its ``gap`` over the mean of the next
-    entries (up to ``TAIL``), the log of the message's word count (``words``), the share of its
-    words the best entry uses too (``overlap``: "teacher discount?" is close to the
-    student-discount entry in meaning but names a word it never uses), and the share of its
-    words no entry uses (``novel``: "teacher" is nowhere in a shop's FAQ)."""
+def hit_signals(scores: Sequence[float], text: str, best_text: str = "") -> dict[str, float]:
+    """The signals of one question from its entries' scores, best first, its text, and the
+    best entry's text (title, phrasings, answer): ``best`` score, its ``lead`` over the
+    runner-up, its ``gap`` over the mean of the next entries (up to ``TAIL``), the log of the
+    message's word count (``words``), and the share of its words the best entry uses too
+    (``overlap``: "teacher discount?" is close to the student-discount entry in meaning but
+    names a word it never uses)."""
     top = float(scores[0])
     rest = [float(s) for s in scores[1:TAIL]] or [top]
     asked = stems(text)
@@ -48,7 +45,6 @@ def hit_signals(
         "gap": top - sum(rest) / len(rest),
         "words": math.log1p(len(text.split())),
         "overlap": len(asked & stems(best_text)) / len(asked) if asked else 0.0,
-        "novel": len(asked - known) / len(asked) if asked and known else 0.0,
     }
 
 

@@ -213,13 +213,6 @@ class KnowledgeIndex:
         other languages' phrasings), built on first use and kept."""
         return Speller(t for e in self.entries for t in (*e.texts, e.answer))
 
-    @cached_property
-    def stems(self) -> frozenset[str]:
-        """The word stems of every text of this index (``handover.stems``: the ``novel``
-        hand-over signal), built on first use and kept."""
-        texts = (t for e in self.entries for t in (e.title, e.answer, *e.texts, *e.aliases))
-        return frozenset().union(*(handover.stems(t) for t in texts))
-
     def _row_starts(self) -> np.ndarray:
         """Where each entry's rows start (rows are stored entry by entry)."""
         if self._starts is None:

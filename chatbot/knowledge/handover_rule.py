@@ -31,13 +31,9 @@ SIGNAL_SETS: tuple[tuple[str, ...], ...] = (
     ("best", "lead", "gap", "words"),
     ("best", "lead", "overlap"),
     ("best", "lead", "gap", "words", "overlap"),
-    ("best", "lead", "overlap", "novel"),
-    ("best", "lead", "gap", "words", "overlap", "novel"),
     ("best", "lead", "other_best", "other_agrees"),
     ("best", "lead", "overlap", "other_best", "other_agrees"),
-    ("best", "lead", "overlap", "novel", "other_best", "other_agrees"),
     ("best", "lead", "gap", "words", "overlap", "other_best", "other_agrees"),
-    ("best", "lead", "gap", "words", "overlap", "novel", "other_best", "other_agrees"),
 )
 L2 = (10.0, 1.0)  # penalty on standardized coefficients, strongest (simplest) first
 FOLDS, REPEATS, SEED = 5, 4, 12

@@ -129,16 +129,3 @@ def test_cross_check_off_leaves_the_other_index_out(tmp_path: Path):
     off = signal_sets(Settings(home=tmp_path, retrieval={"handover_cross_check": False}))
     assert any("other_agrees" in s for s in on)
     assert off and not any(set(s) & set(handover.SEARCH_SIGNALS) for s in off)
-
-
-def test_words_no_entry_uses_count_as_novel(small_index_dir: Path):
-    from backends.retrieval.backend import RetrievalBackend
-
-    backend = RetrievalBackend(small_index_dir)
-    known = backend.load().indexes["en"].stems
-    assert {"passw", "shipp"} <= known  # stems of the knowledge base's words
-    asked = handover.hit_signals([0.6, 0.5], "teacher password discount", known=known)
-    assert asked["novel"] == pytest.approx(2 / 3)  # "teacher" and "discount" appear nowhere
-    _, _, hits = backend.search("I forgot my password", "en")
-    signals = backend.signals("en", hits, "I forgot my password")
-    assert signals["novel"] == 0.0 and signals["overlap"] > 0
