@@ -98,6 +98,8 @@ def search_command(
         group, index, hits = backend.search(text, locale=locale, top_k=top)
     except KnowledgeIndexError as exc:
         raise ConfigError(str(exc)) from None
+    if group in backend.spelling_languages and (spelled := index.speller.correct(text)) != text:
+        err.print(f"searched as: {spelled}")
     table = Table("score", "id", "locale", "title", title=f"{group} index ({index.meta.model})")
     for hit in hits:
         table.add_row(f"{hit.score:.3f}", hit.entry.id, hit.entry.locale or "", hit.entry.title)

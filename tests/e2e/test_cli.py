@@ -72,6 +72,13 @@ def test_kb_search_prints_scores(home: Path):
     assert "reset-password" in done.stdout and "0." in done.stdout
 
 
+def test_kb_search_says_how_a_casual_spanish_question_was_spelled(home: Path):
+    done = afina("kb", "search", "no me acuerdo la contrasena", "--locale", "es", home=home)
+    assert done.returncode == 0, done.stderr
+    assert "searched as: no me acuerdo la contraseña" in done.stderr
+    assert "reset-password" in done.stdout
+
+
 def test_users_add_reads_password_from_stdin_and_lists(home: Path):
     done = afina(
         "users",
