@@ -51,8 +51,9 @@ def typo(text: str, rng: random.Random) -> str:
 
 
 def casual_sets(language: str) -> dict[str, list[dict]]:
-    """The development questions of ``language``: as written, plain, plain with a typo; and
-    the short messages of tests/data/short_questions.jsonl as written."""
+    """The development questions of ``language``: as written, plain, plain with a typo; the
+    short messages of tests/data/short_questions.jsonl; for Spanish, the regional development
+    questions (tests/data/regional_es_dev)."""
     dev = [q for q in questions("bilingual_questions.jsonl") if q["locale"] == language]
     rng = random.Random(SEED)
     return {
@@ -60,6 +61,11 @@ def casual_sets(language: str) -> dict[str, list[dict]]:
         "no accents": [dict(q, text=plain(q["text"])) for q in dev],
         "one typo": [dict(q, text=typo(plain(q["text"]), rng)) for q in dev],
         "short": [q for q in questions("short_questions.jsonl") if q["locale"] == language],
+        **(
+            {"regional dev": questions("regional_es_dev/questions.jsonl")}
+            if language == "es"
+            else {}
+        ),
     }
 
 
@@ -76,4 +82,4 @@ def run() -> None:
             ]
             for name, rows in casual_sets(language).items():
                 off, on = (np.mean([ask(b, q).right for q in rows]) for b in backends)
-                print(f"  {language} {name:<10} {off:6.1%} -> {on:6.1%}  (n={len(rows)})")
+                print(f"  {language} {name:<12} {off:6.1%} -> {on:6.1%}  (n={len(rows)})")
