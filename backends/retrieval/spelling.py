@@ -14,8 +14,9 @@ can only move a question towards words the knowledge base uses. Measured on the 
 development questions (tests/bench/casual.py: the same questions without accents, and with one
 typo each) and short messages: top-1 93.2% -> 93.2% as written, 91.0% -> 92.5% without
 accents, 77.4% -> 88.0% with a typo, short messages 82.8% -> 87.9%, regional development
-questions 84.4% -> 85.9%. On English the same rule
-cost one development question (97.7% -> 96.9%), so it is on for Spanish only by default.
+questions 84.4% -> 85.9%. On English the same rule cost one development question (97.7% ->
+96.9%), so it is on for Spanish only by default. A question takes ~0.5 ms to spell
+(regional questions, one thread, against ~11 ms for the Spanish search).
 """
 
 from __future__ import annotations
