@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends.retrieval.files import write_file_atomic
+from backends.retrieval.spelling import fold
 
 FILE = "handover.json"
 TAIL = 10  # the ranked entry scores the signals read (the backend ranks this many candidates)
@@ -51,9 +51,7 @@ def hit_signals(scores: Sequence[float], text: str, best_text: str = "") -> dict
 def stems(text: str) -> set[str]:
     """The first five letters of each word of four or more letters, lowercased, accents off
     (a crude stem for English and Spanish: "devoluciones" and "devolver" share "devol")."""
-    plain = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(c for c in plain if not unicodedata.combining(c))
-    return {w[:5] for w in re.findall(r"[^\W\d_]{4,}", plain)}
+    return {w[:5] for w in re.findall(r"[^\W\d_]{4,}", fold(text))}
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from backends.retrieval.spelling import fold
 
 # Numbers (prices, days, percentages, order numbers): "4.95", "4,95", "30", "1.200"
 _NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
@@ -30,12 +31,6 @@ _COMMON = frozenset(
 )
 
 
-def _fold(text: str) -> str:
-    """Lower case without accents, for matching facts in either language."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def _number(token: str) -> str:
     """A number in one form: "4,95" and "4.95" are the same price; "1.200" stays as written."""
     if re.fullmatch(r"\d+[.,]\d{1,2}", token):
@@ -52,7 +47,7 @@ def key_facts(reference: str) -> set[str]:
         words = list(_WORD.finditer(sentence))
         for index, match in enumerate(words):
             word = match.group(0)
-            folded = _fold(word)
+            folded = fold(word)
             if folded in WEEKDAYS_MONTHS:
                 facts.add(f"w:{folded}")
             elif index > 0 and word[0].isupper() and folded not in _COMMON and len(word) > 1:
@@ -77,7 +72,7 @@ def fact_share(reference: str | None, answer: str | None) -> float | None:
     if not facts:
         return None
     numbers = {_number(t) for t in _NUMBER.findall(answer)}
-    folded = _fold(answer)
+    folded = fold(answer)
     return sum(_present(f, numbers, folded) for f in facts) / len(facts)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import random
 import tempfile
-import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from backends.retrieval.backend import RetrievalBackend
 from backends.retrieval.index_set import Routes
+from backends.retrieval.spelling import fold
 from chatbot.knowledge.ingest import ingest
 from chatbot.settings import BUNDLED_KB
 from tests.bench.languages import ask, questions
@@ -27,8 +27,7 @@ SEED = 7
 
 def plain(text: str) -> str:
     """Lower case, no accents, no opening marks."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c) and c not in "¿¡")
+    return "".join(c for c in fold(text) if c not in "¿¡")
 
 
 def typo(text: str, rng: random.Random) -> str:
