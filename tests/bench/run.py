@@ -16,6 +16,7 @@ from backends.retrieval.index_set import Routes  # noqa: E402
 from chatbot.knowledge.ingest import ingest  # noqa: E402
 from tests.bench import (  # noqa: E402
     casual,
+    ceiling,
     export,
     fastpath,
     finetune,
@@ -50,6 +51,7 @@ def main() -> None:
             "security",
             "handover",
             "fastpath",
+            "ceiling",
         ],
         help="one group",
     )
@@ -87,6 +89,11 @@ def main() -> None:
         "--tune-no-kb", action="store_true", help="tune bench: the Banking77 run only"
     )
     parser.add_argument(
+        "--ceiling-model",
+        default=None,
+        help="ceiling bench: also measure this sentence-transformers model folder",
+    )
+    parser.add_argument(
         "--tune-language",
         choices=["en", "es", "both"],
         default="both",
@@ -119,6 +126,8 @@ def main() -> None:
         security.run(args.quick)
     if args.only in (None, "finetune"):
         finetune.run(args.quick)
+    if args.only in (None, "ceiling"):
+        ceiling.run(args.quick, args.ceiling_model)
     if args.only in (None, "tune"):
         tune.run(
             args.quick,
