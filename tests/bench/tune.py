@@ -100,20 +100,29 @@ def recalibrated(
 
 
 def run_kb(minutes: float) -> None:
-    """Tune the English embedder on data/kb (no chats), compare with the untuned model."""
+    """Tune the English embedder on data/kb (no chats), compare with the untuned model; then
+    tune from the untuned model again with casual questions as agents' approved chats
+    (tests/data/casual_en_chats)."""
     print(f"\nEmbedder tuning on the bundled knowledge base (data/kb), budget {minutes:g} min")
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "var", retrieval={"kb_path": str(BUNDLED_KB)})
         ingest_configured(settings)
-        untuned = measure(settings)
+        columns = {"untuned": measure(settings)}
         t = settings.tune
         request = TuneRequest("en", t.epochs, t.batch_size, t.learning_rate, minutes)
         start = time.perf_counter()
         report = tune_embedder(settings, request, [], hooks())
         total = time.perf_counter() - start
-        tuned = measure(settings)
+        columns["tuned"] = measure(settings)
+        use_model(settings, "en", registry.DEFAULT)
+        chats = approved_chats("casual_en_chats/questions.jsonl")
+        start = time.perf_counter()
+        with_chats = tune_embedder(settings, request, chats, hooks())
+        chats_total = time.perf_counter() - start
+        columns[f"tuned + {len(chats)} chats"] = measure(settings)
     print_outcome(report, total)
-    print_table("English", {"untuned": untuned, "tuned": tuned})
+    print_outcome(with_chats, chats_total)
+    print_table("English", columns)
 
 
 def run_kb_es(minutes: float) -> None:
