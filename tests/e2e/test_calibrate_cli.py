@@ -33,6 +33,12 @@ def test_ingest_calibrates_and_says_what_it_costs(tmp_path: Path):
     assert "en: hand-over score" in done.stdout and "out-of-scope handed over 100.0%" in done.stdout
     assert (home / "index" / "en" / "handover.json").exists()
 
+    # tuning rebuilds the index with other scores: calibrated again on the same questions
+    done = afina("kb", "tune", "--max-steps", "1", "--batch-size", "4", home=home, env=KB)
+    assert done.returncode == 0, done.stderr
+    assert "hand-over score calibrated again" in done.stdout
+    assert "not calibrated" not in done.stderr
+
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"locale": "en"}\n')
     done = afina("kb", "calibrate", str(bad), home=home, env=KB)

@@ -24,6 +24,9 @@ def test_tune_lists_switches_and_refuses_a_damaged_model(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert "en-1: 2/2 steps" in done.stdout and "validation top-1" in done.stdout
     assert "afina kb use-model en default" in done.stdout
+    # the index was never calibrated: the admin is told the tuned model's scores need it
+    assert "not calibrated for this model" in done.stderr
+    assert "afina kb calibrate" in done.stderr
 
     done = afina("kb", "models", home=home, env=KB)
     assert done.returncode == 0 and "en-1" in done.stdout
@@ -35,5 +38,6 @@ def test_tune_lists_switches_and_refuses_a_damaged_model(tmp_path: Path):
 
     done = afina("kb", "use-model", "en", "default", home=home, env=KB)
     assert done.returncode == 0, done.stderr
+    assert "not calibrated" not in done.stderr  # the configured scores fit the default
     done = afina("kb", "search", "where is my parcel", home=home, env=KB)
     assert done.returncode == 0 and "track-order" in done.stdout
