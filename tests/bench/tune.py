@@ -110,16 +110,10 @@ def run_kb(minutes: float) -> None:
         columns = {"untuned": measure(settings)}
         t = settings.tune
         request = TuneRequest("en", t.epochs, t.batch_size, t.learning_rate, minutes)
-        start = time.perf_counter()
-        report = tune_embedder(settings, request, [], hooks())
-        total = time.perf_counter() - start
+        report, total = timed_tune(settings, request)
         columns["tuned"] = measure(settings)
-        use_model(settings, "en", registry.DEFAULT)
-        chats = approved_chats("casual_en_chats/questions.jsonl")
-        start = time.perf_counter()
-        with_chats = tune_embedder(settings, request, chats, hooks())
-        chats_total = time.perf_counter() - start
-        columns[f"tuned + {len(chats)} chats"] = measure(settings)
+        chats, with_chats, chats_total = tune_with_chats(settings, request, "casual_en_chats")
+        columns[f"tuned + {chats} chats"] = measure(settings)
     print_outcome(report, total)
     print_outcome(with_chats, chats_total)
     print_table("English", columns)
@@ -143,22 +137,34 @@ def run_kb_es(minutes: float) -> None:
         columns["untuned dense"] = measure(dense, "es")
         t = settings.tune
         request = TuneRequest("es", t.epochs, t.batch_size, t.learning_rate, minutes)
-        start = time.perf_counter()
-        report = tune_embedder(settings, request, [], hooks())
-        total = time.perf_counter() - start
+        report, total = timed_tune(settings, request)
         columns["tuned"] = measure(settings, "es")
         columns["tuned dense"] = measure(dense, "es")
-        # the learning loop: the same tuning from the untuned model, now with agents' approved
-        # chats; regional_es_chats stands in for them (never a set measured here)
-        use_model(settings, "es", registry.DEFAULT)
-        chats = approved_chats("regional_es_chats/questions.jsonl")
-        start = time.perf_counter()
-        with_chats = tune_embedder(settings, request, chats, hooks())
-        chats_total = time.perf_counter() - start
-        columns[f"tuned + {len(chats)} chats"] = measure(settings, "es")
+        chats, with_chats, chats_total = tune_with_chats(settings, request, "regional_es_chats")
+        columns[f"tuned + {chats} chats"] = measure(settings, "es")
     print_outcome(report, total)
     print_outcome(with_chats, chats_total)
     print_table("Spanish (ONNX int8)", columns)
+
+
+def timed_tune(
+    settings: Settings, request: TuneRequest, chats: list[LabelledQuestion] | None = None
+) -> tuple[TuneReport, float]:
+    """One tuning job (it activates the new model) and its wall time in seconds."""
+    start = time.perf_counter()
+    report = tune_embedder(settings, request, chats or [], hooks())
+    return report, time.perf_counter() - start
+
+
+def tune_with_chats(
+    settings: Settings, request: TuneRequest, folder: str
+) -> tuple[int, TuneReport, float]:
+    """The learning loop: the same tuning from the untuned model, now with agents' approved
+    chats; ``folder`` (tests/data, never a set measured here) stands in for them. Returns how
+    many chats, the job's report and its wall time."""
+    use_model(settings, request.language, registry.DEFAULT)
+    chats = approved_chats(f"{folder}/questions.jsonl")
+    return len(chats), *timed_tune(settings, request, chats)
 
 
 def approved_chats(name: str) -> list[LabelledQuestion]:
