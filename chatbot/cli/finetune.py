@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from chatbot.cli.common import console, err, open_runtime
+from chatbot.cli.common import CtrlC, console, err, open_runtime
 from chatbot.db import finetune_store as jobs
 from chatbot.db.training_queries import export_splits
 from chatbot.errors import InputError
@@ -114,15 +114,20 @@ def _start_local(
         created_by=created_by,
     )  # fmt: skip
     err.print(f"Job {job_id}: {config.method} fine-tune of {base} on export {export}.")
+    ctrl_c = CtrlC("Ctrl+C: stopping before the next step (press it again to stop at once).")
     try:
-        with _LossBar() as bar:
+        with ctrl_c, _LossBar() as bar:
             backend = runner.run_local_job(
-                runtime.sessions, runtime.settings, job_id, files, progress=bar.update, name=name
-            )
+                runtime.sessions, runtime.settings, job_id, files, progress=bar.update,
+                name=name, stop=lambda: ctrl_c.pressed,
+            )  # fmt: skip
     except KeyboardInterrupt:
         err.print(f"Job {job_id} cancelled (Ctrl+C); nothing was written.")
         raise typer.Exit(130) from None
     except local.Cancelled:
+        if ctrl_c.pressed:
+            err.print(f"Job {job_id} cancelled (Ctrl+C); nothing was written.")
+            raise typer.Exit(130) from None
         raise InputError(f"job {job_id} was cancelled; nothing was written") from None
     console.print(
         f"Job {job_id} succeeded: backend {backend!r} registered. Serve it with "

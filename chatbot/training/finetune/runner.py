@@ -154,9 +154,13 @@ class JobHooks:
     """The trainer's hooks: each update is one short committed transaction (+ a progress bar)."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], job_id: int, progress: Callable[..., None] | None
+        self,
+        sessions: sessionmaker[Session],
+        job_id: int,
+        progress: Callable[..., None] | None,
+        stop: Callable[[], bool] | None = None,
     ):
-        self.sessions, self.job_id, self.progress = sessions, job_id, progress
+        self.sessions, self.job_id, self.progress, self.stop = sessions, job_id, progress, stop
         self.every = 1
 
     def _update(self, change: Callable[[Session, Any], None]) -> None:
@@ -195,7 +199,9 @@ class JobHooks:
         self._update(lambda s, job: jobs.add_event(session=s, job=job, message=message))
 
     def cancelled(self) -> bool:
-        """Whether `afina finetune cancel` asked this job to stop."""
+        """Whether ``stop()`` (Ctrl+C) or `afina finetune cancel` asked this job to stop."""
+        if self.stop and self.stop():
+            return True
         with self.sessions() as session:
             return bool(jobs.get_job(session=session, job_id=self.job_id).cancel_requested)
 
@@ -229,14 +235,18 @@ def run_local_job(
     *,
     progress: Callable[..., None] | None = None,
     name: str | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> str:
-    """Train a queued local job; on success register its backend (``name`` or a dated one)."""
+    """Train a queued local job; on success register its backend (``name`` or a dated one).
+
+    ``stop()`` true (Ctrl+C in the CLI) cancels it like `afina finetune cancel`: between steps.
+    """
     with sessions.begin() as session:
         job = jobs.get_job(session=session, job_id=job_id)
         config = local.LocalConfig(**job.hyperparameters)
         jobs.set_status(session=session, job=job, status="running")
     out_dir = (settings.home / "finetune" / str(job_id)).resolve()
-    hooks = JobHooks(sessions, job_id, progress)
+    hooks = JobHooks(sessions, job_id, progress, stop)
     try:
         from backends.llm_server import bundled_model_path
 
