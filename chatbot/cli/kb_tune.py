@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from chatbot.cli.common import console, err, open_runtime, progress_bar
+from chatbot.cli.common import CtrlC, console, err, open_runtime, progress_bar
 from chatbot.settings import get_settings
 
 Language = Literal["en", "es"]
@@ -50,7 +50,12 @@ def tune_command(
     ] = True,
 ) -> None:
     """Fine-tune the embedder on the KB's phrasings and the questions of approved chats."""
-    from chatbot.knowledge.tuning.job import TuneRequest, trainable_spec, tune_embedder
+    from chatbot.knowledge.tuning.job import (
+        Cancelled,
+        TuneRequest,
+        trainable_spec,
+        tune_embedder,
+    )
 
     settings = get_settings()
     t = settings.tune
@@ -66,10 +71,11 @@ def tune_command(
         kb_path=path,
         activate=activate,
     )
+    ctrl_c = CtrlC("Ctrl+C: stopping at the next step (press it again to stop at once).")
     try:
-        with _training_bar() as hooks:
+        with ctrl_c, _training_bar(stop=lambda: ctrl_c.pressed) as hooks:
             report = tune_embedder(settings, request, questions, hooks)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):
         err.print(
             "[yellow]cancelled[/]: no model was saved, the index and the active embedder "
             "are unchanged"
@@ -116,8 +122,9 @@ def _chat_questions() -> list:
 
 
 @contextmanager
-def _training_bar() -> Iterator:
-    """Hooks that drive a rich progress bar for the steps and another for the re-index."""
+def _training_bar(stop: Callable[[], bool]) -> Iterator:
+    """Hooks that drive a rich progress bar for the steps and another for the re-index, and
+    ask ``stop()`` whether to cancel."""
     from chatbot.knowledge.tuning.job import Hooks
 
     columns = (
@@ -151,6 +158,7 @@ def _training_bar() -> Iterator:
             step=step,
             embedding=advance_rows,
             embedding_start=start_rows,
+            stop=stop,
         )
 
 

@@ -23,7 +23,7 @@ from chatbot.db.tuning_queries import labelled_questions
 from chatbot.errors import ConfigError
 from chatbot.knowledge.ingest import ingest_configured
 from chatbot.knowledge.tuning import registry
-from chatbot.knowledge.tuning.job import TuneReport, TuneRequest, tune_embedder
+from chatbot.knowledge.tuning.job import Cancelled, Hooks, TuneReport, TuneRequest, tune_embedder
 from chatbot.knowledge.tuning.switch import use_model
 from chatbot.runtime import Runtime
 from chatbot.settings import Settings
@@ -196,3 +196,22 @@ def test_a_tuned_model_serves_on_onnx_when_the_language_does(tuned, tmp_path: Pa
     folder = (home / "embedders" / report.name).resolve()
     assert read_meta(onnx.index_dir / "en").model == f"{folder}+onnx-int8"
     assert search(onnx, BEANS)[0] == "loyalty-points"
+
+
+def test_a_stop_while_reindexing_leaves_no_model_and_the_old_index(tmp_path: Path):
+    """Ctrl+C reaches the job as ``hooks.stop()``; this one comes after the model was saved."""
+    settings = Settings(
+        home=tmp_path / "var", retrieval={"kb_path": str(KB)}, tune={"validation_fraction": 0.0}
+    )
+    ingest_configured(settings)
+    index, active = read_meta(settings.index_dir / "en").model, registry.active_names(settings)
+    reindexing: list[int] = []
+    hooks = Hooks(embedding_start=reindexing.append, stop=lambda: bool(reindexing))
+    request = TuneRequest("en", epochs=1, batch_size=8, learning_rate=1e-4, max_minutes=5)
+    with pytest.raises(Cancelled):
+        tune_embedder(settings, request, [], hooks)
+    assert reindexing  # it was re-indexing with the saved model when it stopped
+    assert not list(registry.embedders_dir(settings).glob("en-*"))  # the saved model is gone
+    assert read_meta(settings.index_dir / "en").model == index
+    assert registry.active_names(settings) == active
+    assert search(settings, "How much is shipping?")[0] == "shipping-cost"

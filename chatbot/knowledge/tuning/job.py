@@ -4,6 +4,7 @@ its lineage, the index rebuilt with the new model, and the model made active."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,6 +50,17 @@ class Hooks:
     step: Callable[[int, int, float | None], None] | None = None
     embedding: Callable[[int], None] | None = None  # index rebuild: rows embedded
     embedding_start: Callable[[int], None] | None = None
+    stop: Callable[[], bool] = lambda: False  # true: cancel at the next check (Ctrl+C)
+
+
+class Cancelled(Exception):
+    """``hooks.stop()`` asked the job to stop; no model was saved, nothing was switched."""
+
+
+def _check(hooks: Hooks) -> None:
+    """Raise ``Cancelled`` when the caller asked the job to stop."""
+    if hooks.stop():
+        raise Cancelled
 
 
 @dataclass(frozen=True)
@@ -115,7 +127,9 @@ def tune_embedder(
     questions: Sequence[LabelledQuestion],
     hooks: Hooks | None = None,
 ) -> TuneReport:
-    """Run one tuning job; Ctrl+C (KeyboardInterrupt) leaves no model folder behind."""
+    """Run one tuning job. ``hooks.stop()`` is checked between stages, training steps and
+    the re-index's embedding batches (``Cancelled``): it leaves no model folder behind, and the
+    index and the active model as they were. Once the new index is written the job finishes."""
     hooks = hooks or Hooks()
     started = time.monotonic()
     spec = trainable_spec(settings, request.language)
@@ -137,6 +151,7 @@ def tune_embedder(
     name = registry.next_name(settings, request.language)
     folder = registry.embedders_dir(settings) / name
     lineage = _lineage(name, spec, kb_path, fitted, started)
+    _check(hooks)
     write_folder(folder, lambda tmp: _save(fitted.model, tmp, lineage))
     report = TuneReport(
         name,
@@ -152,7 +167,11 @@ def tune_embedder(
     )
     if request.activate:
         hooks.status(f"rebuilding the index with {name}")
-        report.ingest = _reindex(settings, request.language, folder, kb_path, hooks)
+        try:
+            report.ingest = _reindex(settings, request.language, folder, kb_path, hooks)
+        except Cancelled:  # while embedding: the old index is still in place (write_folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         registry.set_active(settings, request.language, name)
         report.activated = True
     return report
@@ -185,6 +204,7 @@ def fit(
     """Load ``spec`` fresh, build the data, measure validation top-1, train, measure again."""
     limit_torch()
     base_name, model = load_base(settings, spec, hooks)
+    _check(hooks)
     encode = _encoder(model)
     t = settings.tune
     data = build_data(
@@ -202,6 +222,7 @@ def fit(
         )
     hooks.status(f"mining hard negatives for {len(data.train)} pairs")
     pairs = mine_negatives(data.train, data.phrasings, encode)
+    _check(hooks)
     before = top1(data.validation, data.phrasings, encode)
     hooks.status(f"validation top-1 before: {_pct(before)} ({len(data.validation)} questions)")
     config = TrainConfig(
@@ -214,7 +235,9 @@ def fit(
         freeze_embeddings_min_rows=t.freeze_embeddings_min_rows,
         loss_scale=E5_LOSS_SCALE if query_prompt(model) == E5_PROMPTS["query"] else 20.0,
     )
-    outcome = train(model, pairs, config, deadline=deadline, progress=hooks.step)
+    _check(hooks)
+    outcome = train(model, pairs, config, deadline=deadline, progress=hooks.step, stop=hooks.stop)
+    _check(hooks)
     after = top1(data.validation, data.phrasings, encode)
     hooks.status(f"validation top-1 after: {_pct(after)}")
     return Fitted(model, base_name, data, pairs, config, outcome, before, after)
@@ -229,11 +252,17 @@ def _reindex(
         **registry.active_language_models(settings),
         language: registry.serving_spec(settings, language, folder),
     }
+
+    def embedded(rows: int) -> None:  # after each batch: the place to honour a stop
+        _check(hooks)
+        if hooks.embedding:
+            hooks.embedding(rows)
+
     return ingest_configured(
         settings,
         kb_path,
         on_start=hooks.embedding_start,
-        progress=hooks.embedding,
+        progress=embedded,
         language_models=models,
     )
 

@@ -103,9 +103,11 @@ def train(
     *,
     deadline: float,
     progress: Progress | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> TrainOutcome:
     """Train ``model`` in place on (anchor, positive, negative) triplets until the epochs,
-    ``max_steps`` or the monotonic ``deadline`` end it (what was trained is kept)."""
+    ``max_steps`` or the monotonic ``deadline`` end it (what was trained is kept), or
+    ``stop()`` does after a step (stopped_by "cancelled")."""
     from datasets import Dataset
     from sentence_transformers import (
         SentenceTransformerTrainer,
@@ -147,7 +149,7 @@ def train(
         total = min(total, config.max_steps)
 
     class Watch(TrainerCallback):
-        """Progress after each step; stops cleanly when the time budget runs out."""
+        """Progress after each step; stops cleanly on ``stop()`` or when the budget runs out."""
 
         stopped_by = "done"
         loss: float | None = None
@@ -159,7 +161,10 @@ def train(
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if progress:
                 progress(state.global_step, total, self.loss)
-            if time.monotonic() >= deadline and state.global_step < total:
+            if stop():
+                self.stopped_by = "cancelled"
+                control.should_training_stop = True
+            elif time.monotonic() >= deadline and state.global_step < total:
                 self.stopped_by = "budget"
                 control.should_training_stop = True
 
