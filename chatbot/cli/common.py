@@ -59,7 +59,7 @@ class CtrlC:
         self._previous: Callable | int | None = None
 
     def __enter__(self) -> CtrlC:
-        # the job may swap sys.stderr (model loading hides its chatter): keep today's
+        # the job may swap sys.stderr (model loading hides its chatter): print to this one
         self._console = Console(file=sys.stderr, highlight=False)
         if threading.current_thread() is threading.main_thread():  # only it may set handlers
             self._previous = signal.signal(signal.SIGINT, self._handle)
