@@ -121,14 +121,11 @@ def _start_local(
                 runtime.sessions, runtime.settings, job_id, files, progress=bar.update,
                 name=name, stop=lambda: ctrl_c.pressed,
             )  # fmt: skip
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, local.Cancelled) as exc:
+        if isinstance(exc, local.Cancelled) and not ctrl_c.pressed:  # `afina finetune cancel`
+            raise InputError(f"job {job_id} was cancelled; nothing was written") from None
         err.print(f"Job {job_id} cancelled (Ctrl+C); nothing was written.")
         raise typer.Exit(130) from None
-    except local.Cancelled:
-        if ctrl_c.pressed:
-            err.print(f"Job {job_id} cancelled (Ctrl+C); nothing was written.")
-            raise typer.Exit(130) from None
-        raise InputError(f"job {job_id} was cancelled; nothing was written") from None
     console.print(
         f"Job {job_id} succeeded: backend {backend!r} registered. Serve it with "
         f"`afina llm serve`, then `afina backends use {backend}`.",
